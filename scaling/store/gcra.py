@@ -1,0 +1,156 @@
+"""The limiter's atomic step: GCRA with reservations, several rates at once, and a
+shared cooldown. Pure functions over a small state; every store runs them under its
+own lock or transaction, and Redis runs the same logic as a Lua script
+(``lua/gcra_acquire.lua``), which the store contract tests hold to this module.
+
+Why GCRA with reservations: one timestamp per rate (the theoretical arrival time,
+TAT) is O(1) state, and an admitted caller is handed the exact instant it may send,
+so waiting callers never poll. A rate of ``limit`` per ``window`` with burst ``B``
+gets an emission interval ``T = window / (limit - B)``; a token bucket of capacity B
+filling every T then admits at most ``B + window / T = limit`` units in any rolling
+window of that length, which is what Spotify counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["GcraDecision", "GcraRate", "GcraSnapshot", "acquire", "cooldown", "decode", "encode", "refund", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class GcraRate:
+    """One rate a call is charged against.
+
+    Attributes:
+        interval: emission interval T in seconds per unit.
+        capacity: burst B in units (a call's cost may not exceed it).
+        cost: units this call takes (1 for a request, tokens for a TPM limit).
+        window: the rolling window the rate protects (for stats and key lifetime).
+        limit: units allowed per window (for stats).
+    """
+
+    interval: float
+    capacity: float
+    cost: float
+    window: float
+    limit: float
+
+
+@dataclass(frozen=True, slots=True)
+class GcraDecision:
+    """What an acquire decided.
+
+    Attributes:
+        admitted: the call holds a slot and may send at ``send_at``.
+        wait: seconds from now until ``send_at`` (or until it could be admitted, when refused).
+        send_at: the epoch second the slot starts.
+        cooldown_until: the shared 429 cooldown in force (0 if none).
+    """
+
+    admitted: bool
+    wait: float
+    send_at: float
+    cooldown_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class GcraSnapshot:
+    """Headroom of one limiter key, for collectors.
+
+    Attributes:
+        used: estimated units of the first rate used in the last window.
+        backlog: seconds of reservations queued ahead of a new caller.
+        cooldown_until: the 429 cooldown's end (0 if none).
+        throttled: calls that had to wait; wait_seconds: their total wait.
+        rejected: calls refused because the wait exceeded their budget.
+        upstream_429: 429s reported to this limiter.
+    """
+
+    used: float
+    backlog: float
+    cooldown_until: float
+    throttled: int
+    wait_seconds: float
+    rejected: int
+    upstream_429: int
+
+
+def _empty() -> dict[str, float | list[float]]:
+    return {"tat": [], "cd": 0.0, "ws": 0.0, "wc": 0.0, "pc": 0.0, "thr": 0, "wt": 0.0, "rej": 0, "n429": 0}
+
+
+def decode(raw: bytes | None) -> dict:  # type: ignore[type-arg]
+    state = _empty()
+    if raw:
+        state.update(json.loads(raw))
+    return state
+
+
+def encode(state: dict) -> bytes:  # type: ignore[type-arg]
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def _roll(state: dict, now: float, window: float) -> None:  # type: ignore[type-arg]
+    """Keep two aligned stats buckets (this window and the last) for `used`."""
+    bucket = now - (now % window)
+    if bucket != state["ws"]:
+        state["pc"] = state["wc"] if bucket - state["ws"] == window else 0.0
+        state["wc"] = 0.0
+        state["ws"] = bucket
+
+
+def acquire(state: dict, rates: list[GcraRate], now: float, max_wait: float) -> GcraDecision:  # type: ignore[type-arg]
+    """Reserve the earliest slot that satisfies every rate and the cooldown, if it
+    starts within ``max_wait``; otherwise change nothing but the refusal count."""
+    tats: list[float] = list(state["tat"]) + [0.0] * (len(rates) - len(state["tat"]))
+    send_at = max(now, float(state["cd"]))
+    for tat, rate in zip(tats, rates):
+        send_at = max(send_at, max(tat, now) + (rate.cost - rate.capacity) * rate.interval)
+    wait = send_at - now
+    if wait > max_wait:
+        state["rej"] += 1
+        return GcraDecision(False, wait, send_at, float(state["cd"]))
+    state["tat"] = [max(tat, send_at) + rate.cost * rate.interval for tat, rate in zip(tats, rates)]
+    _roll(state, now, rates[0].window)
+    state["wc"] += rates[0].cost
+    if wait > 0:
+        state["thr"] += 1
+        state["wt"] += wait
+    return GcraDecision(True, wait, send_at, float(state["cd"]))
+
+
+def refund(state: dict, units: list[float], rates: list[GcraRate], now: float) -> None:  # type: ignore[type-arg]
+    """Give back units reserved but not used (e.g. max_tokens beyond actual usage)."""
+    tats = list(state["tat"])
+    for i, (amount, rate) in enumerate(zip(units, rates)):
+        if i < len(tats) and amount > 0:
+            tats[i] = max(tats[i] - amount * rate.interval, now)
+    state["tat"] = tats
+
+
+def cooldown(state: dict, until: float) -> None:  # type: ignore[type-arg]
+    """Record an upstream 429: nobody sends before ``until``, and pacing restarts
+    from there rather than bursting the moment the ban lifts."""
+    state["cd"] = max(float(state["cd"]), until)
+    state["tat"] = [max(t, until) for t in state["tat"]]
+    state["n429"] += 1
+
+
+def snapshot(state: dict, now: float, window: float) -> GcraSnapshot:  # type: ignore[type-arg]
+    _roll(state, now, window)
+    elapsed = (now - state["ws"]) / window
+    used = state["pc"] * max(0.0, 1.0 - elapsed) + state["wc"]
+    tats = state["tat"] or [0.0]
+    cd = float(state["cd"]) if state["cd"] > now else 0.0
+    return GcraSnapshot(used=used, backlog=max(0.0, max(tats) - now), cooldown_until=cd,
+                        throttled=int(state["thr"]), wait_seconds=float(state["wt"]), rejected=int(state["rej"]),
+                        upstream_429=int(state["n429"]))
+
+
+def expiry(state: dict, rates_window: float, now: float) -> float:  # type: ignore[type-arg]
+    """When the key may be forgotten: after every reservation and the cooldown have
+    passed, plus a window for the stats. Never a fixed TTL that forgets a long ban."""
+    latest = max([now, float(state["cd"]), *state["tat"]])
+    return latest + 2 * rates_window

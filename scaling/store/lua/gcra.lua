@@ -1,0 +1,114 @@
+-- The limiter's atomic step on Redis; mirrors scaling/store/gcra.py exactly
+-- (the store contract tests hold the two together).
+-- KEYS[1]: limiter hash {cd, ws, wc, pc, thr, wt, rej, n429, t1..tN}
+-- ARGV[1] op: 'acquire' | 'refund' | 'cooldown' | 'snapshot'
+-- ARGV[2] now; then per op (see below). Floats travel as strings.
+local k = KEYS[1]
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+
+local function num(v) if v then return tonumber(v) else return 0 end end
+local function fmt(x) return string.format('%.6f', x) end
+
+local function expire(window, n)
+  local latest = math.max(now, num(redis.call('HGET', k, 'cd')))
+  for i = 1, n do latest = math.max(latest, num(redis.call('HGET', k, 't' .. i))) end
+  local ttl = latest + 2 * window - now
+  redis.call('PEXPIRE', k, math.max(1000, math.ceil(ttl * 1000) + 300000))
+end
+
+local function roll(window)
+  local bucket = now - math.fmod(now, window)
+  local ws = num(redis.call('HGET', k, 'ws'))
+  if bucket ~= ws then
+    local pc = 0
+    if bucket - ws == window then pc = num(redis.call('HGET', k, 'wc')) end
+    redis.call('HSET', k, 'pc', fmt(pc), 'wc', '0', 'ws', fmt(bucket))
+  end
+end
+
+if op == 'acquire' then
+  -- ARGV[3] max_wait, ARGV[4] n, then n x (interval, capacity, cost, window)
+  local max_wait = tonumber(ARGV[3])
+  local n = tonumber(ARGV[4])
+  local cd = num(redis.call('HGET', k, 'cd'))
+  local send_at = math.max(now, cd)
+  local tats, rates = {}, {}
+  local maxw = 0
+  for i = 1, n do
+    local b = 4 + (i - 1) * 4
+    local r = {tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])}
+    rates[i] = r
+    maxw = math.max(maxw, r[4])
+    tats[i] = num(redis.call('HGET', k, 't' .. i))
+    send_at = math.max(send_at, math.max(tats[i], now) + (r[3] - r[2]) * r[1])
+  end
+  local wait = send_at - now
+  if wait > max_wait then
+    redis.call('HINCRBY', k, 'rej', 1)
+    expire(maxw, n)
+    return {0, fmt(wait), fmt(send_at), fmt(cd)}
+  end
+  for i = 1, n do
+    redis.call('HSET', k, 't' .. i, fmt(math.max(tats[i], send_at) + rates[i][3] * rates[i][1]))
+  end
+  roll(rates[1][4])
+  redis.call('HINCRBYFLOAT', k, 'wc', rates[1][3])
+  if wait > 0 then
+    redis.call('HINCRBY', k, 'thr', 1)
+    redis.call('HINCRBYFLOAT', k, 'wt', wait)
+  end
+  expire(maxw, n)
+  return {1, fmt(wait), fmt(send_at), fmt(cd)}
+elseif op == 'refund' then
+  -- ARGV[3] n, then n x (units, interval)
+  if redis.call('EXISTS', k) == 0 then return 0 end
+  local n = tonumber(ARGV[3])
+  for i = 1, n do
+    local units = tonumber(ARGV[2 + i * 2])
+    local interval = tonumber(ARGV[3 + i * 2])
+    local t = redis.call('HGET', k, 't' .. i)
+    if t and units > 0 then
+      redis.call('HSET', k, 't' .. i, fmt(math.max(tonumber(t) - units * interval, now)))
+    end
+  end
+  return 1
+elseif op == 'cooldown' then
+  -- ARGV[3] until, ARGV[4] window
+  local untl = tonumber(ARGV[3])
+  local cd = math.max(num(redis.call('HGET', k, 'cd')), untl)
+  redis.call('HSET', k, 'cd', fmt(cd))
+  local i = 1
+  while true do
+    local t = redis.call('HGET', k, 't' .. i)
+    if not t then break end
+    redis.call('HSET', k, 't' .. i, fmt(math.max(tonumber(t), untl)))
+    i = i + 1
+  end
+  redis.call('HINCRBY', k, 'n429', 1)
+  expire(tonumber(ARGV[4]), i - 1)
+  return fmt(cd)
+elseif op == 'snapshot' then
+  -- ARGV[3] window. Read-only: computes the roll without writing it.
+  local window = tonumber(ARGV[3])
+  local r = redis.call('HMGET', k, 'ws', 'wc', 'pc', 'cd', 'thr', 'wt', 'rej', 'n429')
+  local ws, wc, pc = num(r[1]), num(r[2]), num(r[3])
+  local bucket = now - math.fmod(now, window)
+  if bucket ~= ws then
+    if bucket - ws == window then pc = wc else pc = 0 end
+    wc = 0
+    ws = bucket
+  end
+  local used = pc * math.max(0, 1 - (now - ws) / window) + wc
+  local maxtat = 0
+  local i = 1
+  while true do
+    local t = redis.call('HGET', k, 't' .. i)
+    if not t then break end
+    maxtat = math.max(maxtat, tonumber(t))
+    i = i + 1
+  end
+  return {fmt(used), fmt(math.max(0, maxtat - now)), fmt(num(r[4])), tostring(num(r[5])), fmt(num(r[6])),
+          tostring(num(r[7])), tostring(num(r[8]))}
+end
+return redis.error_reply('unknown op ' .. op)

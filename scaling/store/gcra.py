@@ -47,12 +47,14 @@ class GcraDecision:
         wait: seconds from now until ``send_at`` (or until it could be admitted, when refused).
         send_at: the epoch second the slot starts.
         cooldown_until: the shared 429 cooldown in force (0 if none).
+        used: units of the first rate used in the current rolling window, this call included.
     """
 
     admitted: bool
     wait: float
     send_at: float
     cooldown_until: float
+    used: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +120,23 @@ def acquire(state: dict, rates: list[GcraRate], now: float, max_wait: float) -> 
     if wait > 0:
         state["thr"] += 1
         state["wt"] += wait
-    return GcraDecision(True, wait, send_at, float(state["cd"]))
+    return GcraDecision(True, wait, send_at, float(state["cd"]), _used(state, now, rates[0].window))
+
+
+def _used(state: dict, now: float, window: float) -> float:  # type: ignore[type-arg]
+    """Sliding estimate over two aligned buckets: last bucket's count weighted by overlap."""
+    return float(state["pc"] * max(0.0, 1.0 - (now - state["ws"]) / window) + state["wc"])
 
 
 def refund(state: dict, units: list[float], rates: list[GcraRate], now: float) -> None:  # type: ignore[type-arg]
-    """Give back units reserved but not used (e.g. max_tokens beyond actual usage)."""
+    """Give back units reserved but not used (e.g. max_tokens beyond actual usage);
+    a negative amount charges units used beyond the reservation."""
     tats = list(state["tat"])
     for i, (amount, rate) in enumerate(zip(units, rates)):
         if i < len(tats) and amount > 0:
             tats[i] = max(tats[i] - amount * rate.interval, now)
+        elif i < len(tats) and amount < 0:
+            tats[i] = max(tats[i], now) - amount * rate.interval
     state["tat"] = tats
 
 
@@ -140,8 +150,7 @@ def cooldown(state: dict, until: float) -> None:  # type: ignore[type-arg]
 
 def snapshot(state: dict, now: float, window: float) -> GcraSnapshot:  # type: ignore[type-arg]
     _roll(state, now, window)
-    elapsed = (now - state["ws"]) / window
-    used = state["pc"] * max(0.0, 1.0 - elapsed) + state["wc"]
+    used = _used(state, now, window)
     tats = state["tat"] or [0.0]
     cd = float(state["cd"]) if state["cd"] > now else 0.0
     return GcraSnapshot(used=used, backlog=max(0.0, max(tats) - now), cooldown_until=cd,

@@ -149,8 +149,9 @@ class RedisStore(StateStore):
         args: list[object] = ["acquire", repr(now), repr(float(max_wait)), len(rates)]
         for r in rates:
             args += [repr(r.interval), repr(float(r.capacity)), repr(float(r.cost)), repr(r.window)]
-        ok, wait, send_at, cd = self._call("gcra_acquire", self._gcra, key, *args)
-        return gcra.GcraDecision(bool(ok), float(wait), float(send_at), float(cd))
+        out = self._call("gcra_acquire", self._gcra, key, *args)
+        used = float(out[4]) if len(out) > 4 else 0.0
+        return gcra.GcraDecision(bool(out[0]), float(out[1]), float(out[2]), float(out[3]), used)
 
     def gcra_refund(self, key: str, units: list[float], rates: list[gcra.GcraRate], *, now: float) -> None:
         args: list[object] = ["refund", repr(now), len(units)]

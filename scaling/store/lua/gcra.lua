@@ -59,7 +59,10 @@ if op == 'acquire' then
     redis.call('HINCRBYFLOAT', k, 'wt', wait)
   end
   expire(maxw, n)
-  return {1, fmt(wait), fmt(send_at), fmt(cd)}
+  local w1 = rates[1][4]
+  local ws = num(redis.call('HGET', k, 'ws'))
+  local used = num(redis.call('HGET', k, 'pc')) * math.max(0, 1 - (now - ws) / w1) + num(redis.call('HGET', k, 'wc'))
+  return {1, fmt(wait), fmt(send_at), fmt(cd), fmt(used)}
 elseif op == 'refund' then
   -- ARGV[3] n, then n x (units, interval)
   if redis.call('EXISTS', k) == 0 then return 0 end
@@ -70,6 +73,8 @@ elseif op == 'refund' then
     local t = redis.call('HGET', k, 't' .. i)
     if t and units > 0 then
       redis.call('HSET', k, 't' .. i, fmt(math.max(tonumber(t) - units * interval, now)))
+    elseif t and units < 0 then
+      redis.call('HSET', k, 't' .. i, fmt(math.max(tonumber(t), now) - units * interval))
     end
   end
   return 1

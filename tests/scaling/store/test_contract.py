@@ -184,6 +184,7 @@ def test_gcra_backends_match_the_reference_step(store: StateStore) -> None:
         expected = pure.acquire(state, rates, t, budget)
         got = store.gcra_acquire("ref", rates, now=t, max_wait=budget)
         assert (got.admitted, round(got.wait, 4)) == (expected.admitted, round(expected.wait, 4)), i
+        assert round(got.used, 4) == round(expected.used, 4), i
 
 
 def test_unknown_scheme_is_a_configuration_error() -> None:

@@ -1,0 +1,271 @@
+"""Distributed rate limiting for one upstream (and one credential) on the state store.
+
+A `RateLimiter` hands each caller the exact instant it may send (GCRA with
+reservations, see `scaling.store.gcra`), so callers in every process queue on the
+store's timeline without polling. The pacing keeps any rolling window at or under
+the configured limit, which is what a rolling-window upstream (Spotify: 30 s)
+counts. A 429 sets a shared cooldown that every process honours for as long as the
+upstream asked, however long that is. AI providers add a token rate, debited in the
+same atomic step and settled from the actual usage afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+
+from scaling.clock import Clock, SystemClock
+from scaling.errors import ConfigurationError, RateLimited, StoreError
+from scaling.settings import RateSpec, Settings
+from scaling.store import GcraDecision, GcraRate, StateStore
+from scaling.store.memory import MemoryStore
+
+__all__ = ["Headroom", "Permit", "RateLimiter"]
+
+log = logging.getLogger("headroom.ratelimit")
+metrics_log = logging.getLogger("headroom.metrics")
+
+#: Cooldown when a 429 carries no readable Retry-After (the upstream app's default).
+DEFAULT_COOLDOWN_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A reserved slot. Pass it to `RateLimiter.settle` once the token usage is known.
+
+    Attributes:
+        waited: seconds the caller waited for its slot.
+        tokens: tokens reserved on the token rate (0 without one).
+    """
+
+    waited: float
+    tokens: int
+    send_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """How close one limiter is to its limit, for collectors and dashboards."""
+
+    upstream: str
+    key: str
+    limit: int
+    window_s: float
+    used: float
+    remaining: float
+    utilisation: float
+    backlog_s: float
+    in_cooldown: bool
+    cooldown_remaining_s: float
+    upstream_429: int
+    throttled: int
+    wait_seconds: float
+    rejected: int
+    degraded: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class RateLimiter:
+    """One upstream's limiter for one credential, shared through the state store.
+
+    Args:
+        store: the shared state store.
+        upstream: the upstream's name (also the key prefix).
+        requests: requests per rolling window, e.g. ``RateSpec.parse("120/60s")``.
+        tokens: tokens per rolling window for AI providers (its burst is the largest
+            single reservation; defaults to a quarter of the limit).
+        key: the credential this budget belongs to (each Spotify app has its own).
+        clock: time source; `StoreTimeClock` in production so hosts agree.
+        outage_policy: "closed" raises `StoreError` while the store is down;
+            "open" falls back to a per-process limiter at ``1/fail_open_share``
+            of the rate, so N processes together stay under the limit.
+        fail_open_share: how many processes share the budget when failing open.
+        warn_ratio: usage share of the limit that logs ``[RATE_LIMIT_WARNING]`` once per window.
+    """
+
+    def __init__(self, store: StateStore, upstream: str, requests: RateSpec, *, tokens: RateSpec | None = None,
+                 key: str = "default", clock: Clock | None = None, outage_policy: str = "closed",
+                 fail_open_share: int = 4, warn_ratio: float = 0.8) -> None:
+        if outage_policy not in ("closed", "open"):
+            raise ConfigurationError(f"outage policy must be 'closed' or 'open', got {outage_policy!r}")
+        if fail_open_share < 1:
+            raise ConfigurationError("fail_open_share must be at least 1")
+        self.store = store
+        self.upstream = upstream
+        self.key = key
+        self.requests = requests
+        self.tokens = tokens
+        self.clock: Clock = clock or SystemClock()
+        self.outage_policy = outage_policy
+        self.warn_ratio = warn_ratio
+        self._store_key = f"ratelimit:{upstream}:{key}"
+        self._fallback: RateLimiter | None = None
+        self._share = fail_open_share
+        self._degraded = False
+
+    @classmethod
+    def from_settings(cls, store: StateStore, settings: Settings, upstream: str, *, key: str = "default",
+                      clock: Clock | None = None) -> RateLimiter:
+        up = settings.upstream(upstream)
+        return cls(store, upstream, up.requests, tokens=up.tokens, key=key, clock=clock,
+                   outage_policy=up.outage_policy)
+
+    # -- rates ------------------------------------------------------------------------
+    @staticmethod
+    def _rate(spec: RateSpec, cost: float, capacity: float | None = None) -> GcraRate:
+        burst = float(capacity if capacity is not None else spec.burst)
+        # B + window/T <= limit: the bucket's burst plus its refill never exceed the limit in any window.
+        interval = spec.window / max(spec.limit - burst, 1.0)
+        return GcraRate(interval=interval, capacity=burst, cost=cost, window=spec.window, limit=spec.limit)
+
+    def token_capacity(self) -> int:
+        """The largest token reservation one call can make."""
+        if self.tokens is None:
+            return 0
+        return self.tokens.burst if self.tokens.burst > 1 else max(1, self.tokens.limit // 4)
+
+    def _rates(self, tokens: int) -> list[GcraRate]:
+        rates = [self._rate(self.requests, 1.0)]
+        if self.tokens is not None:
+            rates.append(self._rate(self.tokens, float(min(tokens, self.token_capacity())),
+                                    capacity=self.token_capacity()))
+        return rates
+
+    # -- acquiring ----------------------------------------------------------------------
+    async def acquire(self, *, tokens: int = 0, max_wait: float = 30.0) -> Permit:
+        """Wait for a slot, at most ``max_wait`` seconds.
+
+        Args:
+            tokens: tokens to reserve (prompt + max output) on the token rate.
+            max_wait: the caller's budget; a page might allow 2 s, a cron its deadline.
+
+        Returns:
+            A `Permit`; the call may be sent as soon as this returns.
+
+        Raises:
+            RateLimited: the slot (or the end of a 429 cooldown) is further away than
+                ``max_wait``; nothing was reserved. ``retry_after`` says how far.
+            StoreError: the store is down and the policy is fail-closed.
+        """
+        reserve = min(max(0, int(tokens)), self.token_capacity())
+        start = self.clock.now()
+        deadline = start + max(0.0, max_wait)
+        while True:
+            now = self.clock.now()
+            decision = self._acquire_once(reserve, now, deadline - now)
+            if not decision.admitted:
+                in_cd = decision.cooldown_until > now
+                raise RateLimited(self._store_key, decision.wait, cooldown=in_cd)
+            self._maybe_warn(decision, now)
+            if decision.wait <= 0:
+                return Permit(waited=now - start, tokens=reserve, send_at=now)
+            await self.clock.sleep(decision.wait)
+            # A 429 seen by another process while we slept cancels our slot: queue again after it.
+            if self._cooldown_until(self.clock.now()) <= self.clock.now():
+                return Permit(waited=self.clock.now() - start, tokens=reserve, send_at=decision.send_at)
+
+    def _acquire_once(self, tokens: int, now: float, budget: float) -> GcraDecision:
+        try:
+            decision = self.store.gcra_acquire(self._store_key, self._rates(tokens), now=now, max_wait=budget)
+        except StoreError as exc:
+            return self._on_outage(exc).store.gcra_acquire(self._store_key, self._fallback_rates(tokens),
+                                                           now=now, max_wait=budget)
+        if self._degraded:
+            log.warning("[%s] state store is back; shared limiting resumed", self.upstream)
+            self._degraded = False
+        return decision
+
+    def _fallback_rates(self, tokens: int) -> list[GcraRate]:
+        shared = RateSpec(max(1, self.requests.limit // self._share), self.requests.window, 1)
+        rates = [self._rate(shared, 1.0)]
+        if self.tokens is not None:
+            cap = max(1, self.token_capacity() // self._share)
+            share = RateSpec(max(cap + 1, self.tokens.limit // self._share), self.tokens.window, cap)
+            rates.append(self._rate(share, float(min(tokens, cap)), capacity=cap))
+        return rates
+
+    def _on_outage(self, exc: StoreError) -> RateLimiter:
+        if self.outage_policy == "closed":
+            raise exc
+        if not self._degraded:
+            log.warning("[%s] state store unavailable (%s); failing open at 1/%d of the limit per process",
+                        self.upstream, exc, self._share)
+            self._degraded = True
+        if self._fallback is None:
+            self._fallback = RateLimiter(MemoryStore(), self.upstream, self.requests, tokens=self.tokens,
+                                         key=self.key, clock=self.clock)
+        return self._fallback
+
+    def _maybe_warn(self, decision: GcraDecision, now: float) -> None:
+        if decision.used < self.warn_ratio * self.requests.limit:
+            return
+        bucket = int(now // self.requests.window)
+        try:
+            first = self.store.add(f"{self._store_key}:warned:{bucket}", b"1", now=now, ttl=self.requests.window)
+        except StoreError:
+            first = False
+        if first:
+            metrics_log.warning("[RATE_LIMIT_WARNING] %s", json.dumps({
+                "upstream": self.upstream, "key": self.key, "used": round(decision.used, 1),
+                "limit": self.requests.limit, "window_s": self.requests.window,
+                "utilisation": round(decision.used / self.requests.limit, 3)}))
+
+    def _cooldown_until(self, now: float) -> float:
+        try:
+            return self.store.gcra_snapshot(self._store_key, now=now, window=self.requests.window).cooldown_until
+        except StoreError as exc:
+            self._on_outage(exc)
+            return 0.0
+
+    # -- after the call -------------------------------------------------------------------
+    def settle(self, permit: Permit, used_tokens: int) -> None:
+        """Refund tokens reserved but not used (or charge those used beyond the reservation)."""
+        if self.tokens is None:
+            return
+        delta = permit.tokens - max(0, int(used_tokens))
+        if delta == 0:
+            return
+        now = self.clock.now()
+        try:
+            self.store.gcra_refund(self._store_key, [0.0, float(delta)], self._rates(0), now=now)
+        except StoreError as exc:
+            log.warning("[%s] could not settle %d tokens: %s", self.upstream, delta, exc)
+
+    def record_429(self, retry_after: float | None) -> float:
+        """Start the shared cooldown after an upstream 429.
+
+        Args:
+            retry_after: seconds the upstream asked for (None if it did not say or
+                said nonsense: `DEFAULT_COOLDOWN_S` applies).
+
+        Returns:
+            Seconds until the cooldown (possibly extended by another process) ends.
+        """
+        now = self.clock.now()
+        wait = DEFAULT_COOLDOWN_S if retry_after is None else max(0.0, retry_after)
+        try:
+            until = self.store.gcra_cooldown(self._store_key, now + wait, now=now, window=self.requests.window)
+        except StoreError as exc:
+            until = self._on_outage(exc).store.gcra_cooldown(self._store_key, now + wait, now=now,
+                                                             window=self.requests.window)
+        log.warning("[%s] 429 received, entering cooldown for %.0fs", self.upstream, until - now)
+        return until - now
+
+    def headroom(self) -> Headroom:
+        """Current usage of this limiter (read-only)."""
+        now = self.clock.now()
+        snap = self.store.gcra_snapshot(self._store_key, now=now, window=self.requests.window)
+        limit = self.requests.limit
+        cd = max(0.0, snap.cooldown_until - now)
+        return Headroom(upstream=self.upstream, key=self.key, limit=limit, window_s=self.requests.window,
+                        used=round(snap.used, 3), remaining=max(0.0, limit - snap.used),
+                        utilisation=round(snap.used / limit, 4), backlog_s=round(snap.backlog, 3),
+                        in_cooldown=cd > 0, cooldown_remaining_s=round(cd, 3), upstream_429=snap.upstream_429,
+                        throttled=snap.throttled, wait_seconds=round(snap.wait_seconds, 3), rejected=snap.rejected,
+                        degraded=self._degraded)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self.upstream!r}, key={self.key!r}, {self.requests}, tokens={self.tokens})"

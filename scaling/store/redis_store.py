@@ -50,8 +50,14 @@ class RedisStore(StateStore):
         return isinstance(exc, redis.RedisError)
 
     def _call(self, what: str, script: Any, key: str, *args: object) -> Any:
+        import redis
+
         with self._translate(what):
-            return script(keys=[self._k(key)], args=list(args))
+            try:
+                # EVALSHA directly: redis-py's Script wrapper costs a fifth of a hot-path call.
+                return self._redis.execute_command("EVALSHA", script.sha, 1, self._k(key), *args)
+            except redis.exceptions.NoScriptError:
+                return script(keys=[self._k(key)], args=list(args))  # loads the script, then runs it
 
     @staticmethod
     def _ttl(ttl: float | None) -> str:

@@ -28,10 +28,14 @@ local function roll(window)
 end
 
 if op == 'acquire' then
-  -- ARGV[3] max_wait, ARGV[4] n, then n x (interval, capacity, cost, window)
+  -- ARGV[3] max_wait, ARGV[4] n, then n x (interval, capacity, cost, window).
+  -- One HMGET and one HSET: this is the hot path.
   local max_wait = tonumber(ARGV[3])
   local n = tonumber(ARGV[4])
-  local cd = num(redis.call('HGET', k, 'cd'))
+  local names = {'cd', 'ws', 'wc', 'pc'}
+  for i = 1, n do names[4 + i] = 't' .. i end
+  local got = redis.call('HMGET', k, unpack(names))
+  local cd, ws, wc, pc = num(got[1]), num(got[2]), num(got[3]), num(got[4])
   local send_at = math.max(now, cd)
   local tats, rates = {}, {}
   local maxw = 0
@@ -40,28 +44,39 @@ if op == 'acquire' then
     local r = {tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])}
     rates[i] = r
     maxw = math.max(maxw, r[4])
-    tats[i] = num(redis.call('HGET', k, 't' .. i))
+    tats[i] = num(got[4 + i])
     send_at = math.max(send_at, math.max(tats[i], now) + (r[3] - r[2]) * r[1])
   end
   local wait = send_at - now
+  local latest = math.max(now, cd)
   if wait > max_wait then
     redis.call('HINCRBY', k, 'rej', 1)
-    expire(maxw, n)
+    for i = 1, n do latest = math.max(latest, tats[i]) end
+    redis.call('PEXPIRE', k, math.max(1000, math.ceil((latest + 2 * maxw - now) * 1000) + 300000))
     return {0, fmt(wait), fmt(send_at), fmt(cd)}
   end
-  for i = 1, n do
-    redis.call('HSET', k, 't' .. i, fmt(math.max(tats[i], send_at) + rates[i][3] * rates[i][1]))
+  local w1 = rates[1][4]
+  local bucket = now - math.fmod(now, w1)
+  if bucket ~= ws then
+    if bucket - ws == w1 then pc = wc else pc = 0 end
+    wc = 0
+    ws = bucket
   end
-  roll(rates[1][4])
-  redis.call('HINCRBYFLOAT', k, 'wc', rates[1][3])
+  wc = wc + rates[1][3]
+  local out = {'ws', fmt(ws), 'wc', fmt(wc), 'pc', fmt(pc)}
+  for i = 1, n do
+    local t = math.max(tats[i], send_at) + rates[i][3] * rates[i][1]
+    latest = math.max(latest, t)
+    out[#out + 1] = 't' .. i
+    out[#out + 1] = fmt(t)
+  end
+  redis.call('HSET', k, unpack(out))
   if wait > 0 then
     redis.call('HINCRBY', k, 'thr', 1)
     redis.call('HINCRBYFLOAT', k, 'wt', wait)
   end
-  expire(maxw, n)
-  local w1 = rates[1][4]
-  local ws = num(redis.call('HGET', k, 'ws'))
-  local used = num(redis.call('HGET', k, 'pc')) * math.max(0, 1 - (now - ws) / w1) + num(redis.call('HGET', k, 'wc'))
+  redis.call('PEXPIRE', k, math.max(1000, math.ceil((latest + 2 * maxw - now) * 1000) + 300000))
+  local used = pc * math.max(0, 1 - (now - ws) / w1) + wc
   return {1, fmt(wait), fmt(send_at), fmt(cd), fmt(used)}
 elseif op == 'refund' then
   -- ARGV[3] n, then n x (units, interval)

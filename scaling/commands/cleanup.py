@@ -1,0 +1,61 @@
+"""``python -m scaling cleanup``: delete expired sessions and old searches and usage rows, in batches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from scaling.appdb.cleanup import DEFAULT_BATCH_SIZE, Retention, run_cleanup
+from scaling.appdb.engine import display_url, make_engine
+from scaling.appdb.migrate import current, head
+from scaling.clock import SystemClock
+from scaling.settings import Settings
+
+NAME = "cleanup"
+HELP = ("delete expired sessions, searches past retention (90 d), recent searches and API usage "
+        "rows past retention (30 d), in short batches; --dry-run only counts")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                        help=f"most rows deleted per transaction (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    url = settings.app_db_url
+    revision = current(url)
+    if revision != head():
+        print(f"error: the app DB at {display_url(url)} is at revision {revision or 'none'}, not {head()}; "
+              "run `python -m scaling migrate` first", file=sys.stderr)
+        return 1
+    engine = make_engine(url)
+    try:
+        report = run_cleanup(engine, now=SystemClock().now(), retention=Retention.from_settings(settings),
+                             batch_size=args.batch_size, dry_run=args.dry_run)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    verb = "would delete" if report.dry_run else "deleted"
+    print(f"cleanup of {display_url(url)}: {verb} {report.total_deleted:,} rows in {report.duration_s:.2f}s"
+          + ("" if report.dry_run else f" ({report.batches} batches, longest {report.longest_batch_s * 1000:.0f} ms)"))
+    for table, count in report.deleted.items():
+        print(f"  {table:16} {verb} {count:>10,}  (before {report.cutoffs[table]} UTC)")
+    stats = report.stats
+    size = f"{stats.total_bytes / 1024**2:.1f} MB" if stats.total_bytes is not None else "size unknown"
+    print(f"  now {stats.total_rows:,} rows, {size}")
+    return 0

@@ -1,0 +1,65 @@
+"""``python -m scaling migrate``: bring the app DB and the metrics DB to the newest schema."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from scaling.appdb import migrate as app_migrate
+from scaling.appdb.engine import display_url
+from scaling.settings import Settings
+
+NAME = "migrate"
+HELP = "apply pending schema migrations to the app DB and/or the metrics DB (safe to rerun)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", choices=("app", "metrics", "all"), default="all",
+                        help="which database to migrate (default: all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _metrics_upgrade() -> Callable[[str], Any] | None:
+    """The metrics DB's ``upgrade(url)``, or None while that module does not exist yet."""
+    try:
+        module = importlib.import_module("scaling.metrics.migrate")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("scaling.metrics", "scaling.metrics.migrate"):
+            return None
+        raise
+    upgrade: Callable[[str], Any] = module.upgrade
+    return upgrade
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    results: dict[str, dict[str, Any]] = {}
+    if args.target in ("app", "all"):
+        applied = app_migrate.upgrade(settings.app_db_url)
+        results["app"] = {"url": display_url(settings.app_db_url), "applied": applied,
+                          "revision": app_migrate.current(settings.app_db_url)}
+    if args.target in ("metrics", "all"):
+        upgrade = _metrics_upgrade()
+        if upgrade is None:
+            results["metrics"] = {"url": display_url(settings.metrics_db_url), "skipped": True,
+                                  "note": "scaling.metrics.migrate is not available in this build"}
+        else:
+            applied = upgrade(settings.metrics_db_url)
+            results["metrics"] = {"url": display_url(settings.metrics_db_url),
+                                  "applied": list(applied) if applied is not None else []}
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for name, info in results.items():
+        label = f"{name} DB ({info['url']})"
+        if info.get("skipped"):
+            print(f"{label}: skipped: {info['note']}")
+        elif info["applied"]:
+            print(f"{label}: applied {', '.join(info['applied'])}"
+                  + (f"; now at {info['revision']}" if info.get("revision") else ""))
+        else:
+            at = f" ({info['revision']})" if info.get("revision") else ""
+            print(f"{label}: already at head{at}, nothing to do")
+    return 0

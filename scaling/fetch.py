@@ -118,8 +118,8 @@ class Fetcher:
         self.stats = FetchStats()
 
     async def request(self, method: str, url: str, *, endpoint: str | None = None, tokens: int = 0,
-                      budget_s: float | None = None, usage_tokens: Callable[[Any], int] | None = None,
-                      **kwargs: Any) -> FetchResult:
+                      budget_s: float | None = None, slot_budget_s: float | None = None,
+                      usage_tokens: Callable[[Any], int] | None = None, **kwargs: Any) -> FetchResult:
         """Make one logical call, retrying as the answer allows.
 
         Args:
@@ -128,6 +128,9 @@ class Fetcher:
             endpoint: a secret-free name for errors and logs (defaults to the path).
             tokens: AI tokens to reserve on the token rate (prompt + max output).
             budget_s: total seconds this call may take, waits included.
+            slot_budget_s: the longest wait for a limiter slot (default: the whole budget);
+                a cron passes its deadline minus the expected latency, so it never
+                takes a slot it cannot use.
             usage_tokens: reads the actual token usage from a successful body, to settle the reservation.
             **kwargs: passed to ``httpx.AsyncClient.request`` (params, json, headers, auth ...).
 
@@ -138,7 +141,9 @@ class Fetcher:
             StoreError: the state store is down and the limiter fails closed.
         """
         name = endpoint or httpx.URL(url).path or url
-        deadline = self.clock.now() + (self.budget_s if budget_s is None else budget_s)
+        start = self.clock.now()
+        deadline = start + (self.budget_s if budget_s is None else budget_s)
+        send_by = deadline if slot_budget_s is None else min(deadline, start + slot_budget_s)
         self.stats.calls += 1
         attempts = 0
         waited = 0.0
@@ -158,8 +163,8 @@ class Fetcher:
                                                        wait_jitter=0.5):
                 with attempt:
                     attempts += 1
-                    result, slot_wait = await self._attempt(method, url, name, tokens, deadline, usage_tokens,
-                                                            kwargs)
+                    result, slot_wait = await self._attempt(method, url, name, tokens, deadline, send_by,
+                                                            usage_tokens, kwargs)
                     waited += slot_wait
                     self.stats.ok += 1
                     self.stats.waited_s += waited
@@ -172,12 +177,12 @@ class Fetcher:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, method: str, url: str, name: str, tokens: int, deadline: float,
+    async def _attempt(self, method: str, url: str, name: str, tokens: int, deadline: float, send_by: float,
                        usage_tokens: Callable[[Any], int] | None, kwargs: dict[str, Any]
                        ) -> tuple[httpx.Response, float]:
         ticket = self.breaker.before_call() if self.breaker else Ticket()
         now = self.clock.now()
-        permit = await self.limiter.acquire(tokens=tokens, max_wait=max(0.0, deadline - now))
+        permit = await self.limiter.acquire(tokens=tokens, max_wait=max(0.0, send_by - now))
         remaining = deadline - self.clock.now()
         if remaining <= 0:
             raise TransientError("call budget spent before sending", upstream=self.upstream, endpoint=name)

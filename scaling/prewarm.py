@@ -1,0 +1,299 @@
+"""The user-listens cron: keep every user's latest listen fresh within the deadline.
+
+The upstream app polls every user every run (batches of 4, a 1 s sleep between
+batches) and so covers about 90 users in its 30 s. Here each user has their own
+cache entry (``user-listen:individual:{username}``) and a run spends its Last.fm
+budget where it matters:
+
+1. users who listened in the last two hours (and new users) every run;
+2. then everyone else, stalest first, as far as the spare budget goes, so each
+   inactive user is refreshed at least every ``users / spare calls x interval``.
+
+Calls are paced by the shared Last.fm limiter (not by sleeps), run a few at a time
+(Workers allow 6 connections per invocation), and stop cleanly at the deadline:
+results so far are kept and the users not reached are reported. A failure for one
+user keeps their last good entry. Album art comes from Spotify's batch endpoint
+(20 ids a call) for albums whose Spotify id is already known; the home page's
+aggregate (top 5: now playing first, then most recent) is rebuilt from the
+per-user entries at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+from scaling.clock import Clock
+from scaling.errors import RateLimited, ScalingError
+from scaling.store import StateStore
+
+__all__ = ["Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "run_prewarm"]
+
+log = logging.getLogger("headroom.prewarm")
+metrics_log = logging.getLogger("headroom.metrics")
+
+ENTRY_KEY = "user-listen:individual:{username}"
+AGGREGATE_KEY = "user-listens:v2:recent"
+ENTRY_TTL_S = 7 * 86400.0  # as the upstream's widget:recent entries
+AGGREGATE_TTL_S = 420.0  # the upstream's TTL: survives one missed 5-minute run
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """One user's latest listen, as cached per user.
+
+    Attributes:
+        played_at: epoch seconds of the scrobble; for a now-playing track, when it was seen.
+        fetched_at: when Last.fm was last asked (successfully) for this user.
+        album_id: Spotify album id, once known (for batch art lookups).
+    """
+
+    username: str
+    artist: str | None
+    album: str | None
+    track: str | None
+    image: str | None
+    played_at: float | None
+    now_playing: bool
+    fetched_at: float
+    album_id: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Listen:
+        data = json.loads(raw)
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+class ListenSource(Protocol):
+    """Where a user's latest listen comes from (the Last.fm client)."""
+
+    async def latest_listen(self, username: str, *, budget_s: float, slot_budget_s: float) -> Listen | None:
+        """The user's newest scrobble (or now-playing track), None if they have none.
+        ``slot_budget_s`` bounds the wait for a rate-limit slot, ``budget_s`` the whole call."""
+
+
+#: ``album_art(ids, budget_s) -> {album_id: image_url}`` from Spotify's batch endpoint.
+AlbumArt = Callable[[Sequence[str], float], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmConfig:
+    """How a run spends its time.
+
+    Attributes:
+        deadline_s: the run must end by then (the Worker's 30 s).
+        interval_s: how often runs start (for the staleness target).
+        active_window_s: a user who listened this recently is "active".
+        concurrency: Last.fm calls in flight at once (Workers allow 6 connections).
+        safety_s: stop starting calls this long before the deadline.
+        top_n: entries in the home page's aggregate.
+        max_calls: an upper bound on Last.fm calls per run (None: the limiter and deadline decide).
+    """
+
+    deadline_s: float = 30.0
+    interval_s: float = 300.0
+    active_window_s: float = 7200.0
+    concurrency: int = 6
+    safety_s: float = 1.0
+    top_n: int = 5
+    max_calls: int | None = None
+
+
+@dataclass
+class PrewarmReport:
+    """What a run did; logged as one ``[METRICS]`` line and stored by the collectors."""
+
+    started_at: float
+    duration_s: float = 0.0
+    deadline_s: float = 30.0
+    users_total: int = 0
+    users_active: int = 0
+    polled: int = 0
+    refreshed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skipped_users: list[str] = field(default_factory=list)
+    active_skipped: int = 0
+    phase_s: dict[str, float] = field(default_factory=dict)
+    upstream_calls: dict[str, int] = field(default_factory=dict)
+    upstream_429: int = 0
+    oldest_entry_age_s: float = 0.0
+    oldest_inactive_age_s: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["skipped_users"] = self.skipped_users[:20]  # a sample; the count is in "skipped"
+        return d
+
+
+def _load(store: StateStore, username: str, now: float) -> Listen | None:
+    raw = store.get(ENTRY_KEY.format(username=username), now=now)
+    if raw is None:
+        return None
+    try:
+        return Listen.from_json(raw)
+    except (ValueError, TypeError):
+        return None  # a corrupt entry is refetched rather than trusted
+
+
+def plan(entries: dict[str, Listen | None], *, now: float, active_window_s: float) -> tuple[list[str], int]:
+    """Order users for this run: active and new first (most recent first), then the
+    rest stalest first. Returns the order and how many of it are active."""
+    active, inactive = [], []
+    for user, entry in entries.items():
+        if entry is None or entry.now_playing or (entry.played_at or 0) >= now - active_window_s:
+            active.append((-(entry.played_at or now) if entry else -now, user))
+        else:
+            inactive.append((entry.fetched_at, user))
+    active.sort()
+    inactive.sort()
+    return [u for _, u in active] + [u for _, u in inactive], len(active)
+
+
+async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: StateStore, clock: Clock, *,
+                      config: PrewarmConfig = PrewarmConfig(), album_art: AlbumArt | None = None,
+                      call_counter: Callable[[], dict[str, int]] | None = None) -> PrewarmReport:
+    """One prewarm run.
+
+    Args:
+        usernames: Last.fm usernames of the users to keep fresh (public users with a Last.fm name).
+        source: the Last.fm side (`latest_listen`).
+        store: the state store holding the per-user entries and the aggregate.
+        clock: time source; the deadline is measured on it.
+        config: budget and ordering knobs.
+        album_art: Spotify batch album lookup, or None to keep Last.fm's images.
+        call_counter: returns upstream call and 429 counts (before/after deltas go in the report).
+
+    Returns:
+        The run's report (also logged as ``[METRICS] {json}``).
+    """
+    start = clock.now()
+    deadline = start + config.deadline_s
+    report = PrewarmReport(started_at=start, deadline_s=config.deadline_s, users_total=len(usernames))
+    before = call_counter() if call_counter else {}
+
+    t = time.perf_counter()
+    entries = {u: _load(store, u, start) for u in dict.fromkeys(usernames)}
+    order, n_active = plan(entries, now=start, active_window_s=config.active_window_s)
+    report.users_active = n_active
+    if config.max_calls is not None:
+        order = order[: config.max_calls]
+    report.phase_s["plan"] = round(time.perf_counter() - t, 4)
+
+    phase_start = clock.now()
+    queue = list(reversed(order))
+    reached: set[str] = set()
+    latencies: list[float] = [0.5]  # a prior until we have measured some
+
+    async def worker() -> None:
+        while queue:
+            now = clock.now()
+            expected = sorted(latencies)[int(len(latencies) * 0.9)]
+            if now + expected + config.safety_s > deadline:
+                return
+            user = queue.pop()
+            reached.add(user)
+            report.polled += 1
+            t0 = clock.now()
+            try:
+                listen = await source.latest_listen(user, budget_s=deadline - config.safety_s - t0,
+                                                    slot_budget_s=deadline - config.safety_s - t0 - expected)
+            except RateLimited:
+                # No slot before the deadline: this user waits for the next run.
+                reached.discard(user)
+                report.polled -= 1
+                queue.clear()
+                return
+            except ScalingError as exc:
+                report.failed += 1
+                kind = type(exc).__name__
+                report.errors[kind] = report.errors.get(kind, 0) + 1
+                continue  # keep the last good entry
+            latencies.append(clock.now() - t0)
+            old = entries.get(user)
+            if listen is None:  # the user has never scrobbled: remember we looked
+                listen = Listen(user, None, None, None, None, None, False, clock.now())
+            if old is not None and old.album_id and old.album == listen.album and old.artist == listen.artist:
+                listen = _with(listen, album_id=old.album_id, image=listen.image or old.image)
+            entries[user] = listen
+            store.set(ENTRY_KEY.format(username=user), listen.to_json(), now=clock.now(), ttl=ENTRY_TTL_S)
+            report.refreshed += 1
+
+    await asyncio.gather(*(worker() for _ in range(max(1, config.concurrency))))
+    report.phase_s["lastfm"] = round(clock.now() - phase_start, 3)
+    skipped = [u for u in order if u not in reached]
+    report.skipped = len(skipped)
+    report.skipped_users = skipped
+    report.active_skipped = sum(1 for u in order[:n_active] if u not in reached)
+
+    if album_art is not None and clock.now() + config.safety_s < deadline:
+        phase_start = clock.now()
+        await _enrich(entries, album_art, store, clock, deadline - config.safety_s)
+        report.phase_s["spotify"] = round(clock.now() - phase_start, 3)
+
+    phase_start = clock.now()
+    now = clock.now()
+    top = aggregate([e for e in entries.values() if e is not None], top_n=config.top_n)
+    store.set(AGGREGATE_KEY, json.dumps({"tracks": [asdict(e) for e in top], "lastUpdated": now,
+                                         "version": 2}).encode(), now=now, ttl=AGGREGATE_TTL_S)
+    report.phase_s["aggregate"] = round(clock.now() - phase_start, 3)
+
+    ages = [(now - e.fetched_at, e) for e in entries.values() if e is not None]
+    report.oldest_entry_age_s = round(max((a for a, _ in ages), default=0.0), 3)
+    report.oldest_inactive_age_s = round(max(
+        (a for a, e in ages if not e.now_playing and (e.played_at or 0) < now - config.active_window_s),
+        default=0.0), 3)
+    if call_counter:
+        after = call_counter()
+        report.upstream_calls = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.endswith("_429")}
+        report.upstream_429 = sum(after.get(k, 0) - before.get(k, 0) for k in after if k.endswith("_429"))
+    report.duration_s = round(clock.now() - start, 3)
+    metrics_log.info("[METRICS] %s", json.dumps({"job": "prewarm", **report.as_dict()}, default=str))
+    return report
+
+
+def _with(listen: Listen, **changes: object) -> Listen:
+    data = asdict(listen)
+    data.update(changes)
+    return Listen(**data)  # type: ignore[arg-type]
+
+
+async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store: StateStore, clock: Clock,
+                  deadline: float) -> None:
+    """Swap Last.fm's small images for Spotify's, 20 albums a call."""
+    want = sorted({e.album_id for e in entries.values() if e is not None and e.album_id and not _spotify(e.image)})
+    for i in range(0, len(want), 20):
+        if clock.now() >= deadline:
+            return
+        try:
+            art = await album_art(want[i:i + 20], deadline - clock.now())
+        except ScalingError as exc:
+            log.warning("album art lookup failed: %s", exc)
+            return
+        now = clock.now()
+        for user, e in entries.items():
+            if e is not None and e.album_id in art:
+                updated = _with(e, image=art[e.album_id])
+                entries[user] = updated
+                store.set(ENTRY_KEY.format(username=user), updated.to_json(), now=now, ttl=ENTRY_TTL_S)
+
+
+def _spotify(image: str | None) -> bool:
+    return bool(image) and "scdn.co" in (image or "")
+
+
+def aggregate(entries: Sequence[Listen], *, top_n: int = 5) -> list[Listen]:
+    """The home page's list: now playing first, then most recently played; users who
+    never scrobbled are left out."""
+    shown = [e for e in entries if e.track]
+    shown.sort(key=lambda e: (not e.now_playing, -(e.played_at or 0.0), e.username))
+    return shown[:top_n]

@@ -76,6 +76,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise ConfigurationError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); try another --port",
                                  variable="--port") from None
+    # Listening now (not when uvicorn starts) means a client that read our first line
+    # can connect at once: it waits in the backlog instead of being refused.
+    sock.listen(2048)
     return sock
 
 

@@ -26,6 +26,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: tuple[str, ...] = (
     "migrate",
     "demo_data",
+    "demo_metrics",
     "sandbox",
     "cleanup",
     "prewarm",

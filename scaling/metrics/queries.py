@@ -381,7 +381,7 @@ def ai_cost_by(engine: Engine, since: Time, until: Time,
     if keys:
         out = df.groupby(keys, as_index=False, sort=True)[measures].sum()
     else:
-        out = df[measures].sum().to_frame().T if len(df) else pd.DataFrame([{c: 0 for c in measures}])
+        out = pd.DataFrame([{c: df[c].sum() if len(df) else 0 for c in measures}])
     calls = out["calls"].astype("float64")
     out["latency_ms_avg"] = out.pop("latency_ms_sum") / calls.where(calls > 0)
     return out.reset_index(drop=True)

@@ -133,7 +133,7 @@ class MetricsWriter:
         row = {"job": job, "scheduled_at": _slot(scheduled_at), "source": source, "started_at": now,
                "lateness_s": now - _slot(scheduled_at), "outcome": "running", "host": self.host}
         with translate_errors(self.engine, "claim a job run"), self.engine.begin() as conn:
-            return bool(conn.execute(_insert_or_ignore(self.engine, m.JOB_RUNS, row)).rowcount == 1)
+            return conn.execute(_insert_or_ignore(self.engine, m.JOB_RUNS, row)).first() is not None
 
     def finish_run(self, job: str, scheduled_at: float, *, outcome: str, error: str | None = None,
                    report: Mapping[str, Any] | str | None = None, source: str = DEFAULT_SOURCE) -> bool:
@@ -176,7 +176,7 @@ class MetricsWriter:
                "lateness_s": run.started_at - _slot(run.scheduled_at), "outcome": run.outcome,
                "error": _error(run.error), "report": report_json(run.report), "host": run.host}
         with translate_errors(self.engine, "record a job run"), self.engine.begin() as conn:
-            return bool(conn.execute(_insert_or_ignore(self.engine, m.JOB_RUNS, row)).rowcount == 1)
+            return conn.execute(_insert_or_ignore(self.engine, m.JOB_RUNS, row)).first() is not None
 
     # --- alerts -------------------------------------------------------------------
 
@@ -272,5 +272,6 @@ def _error(error: str | None) -> str | None:
 
 
 def _insert_or_ignore(engine: Engine, table: Any, row: dict[str, Any]) -> Any:
+    # RETURNING tells whether the row went in; rowcount is -1 under PostgreSQL's implicit RETURNING.
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**row).on_conflict_do_nothing()
+    return dialect.insert(table).values(**row).on_conflict_do_nothing().returning(table.c.id)

@@ -42,6 +42,7 @@ __all__ = [
     "DB_STATS",
     "HEADROOM_HOURLY",
     "HEADROOM_SAMPLES",
+    "INGESTED_EVENTS",
     "JOB_OUTCOMES",
     "JOB_RUNS",
     "ROLLUP_STATE",
@@ -200,6 +201,14 @@ WORKER_EVENTS = Table(
     _num("wall_ms"), _num("cpu_ms"), _count("exceptions"),
     Index(None, "ts"),
     Index(None, "source", "event_type", "ts"),
+)
+
+# Tail events already ingested (`scaling.ingest`), so feeding the same capture twice adds nothing.
+INGESTED_EVENTS = Table(
+    "ingested_events", metadata,
+    Column("source", Text(), primary_key=True),
+    Column("event_key", Text(), primary_key=True),  # hash of the event's canonical JSON
+    _ts(),  # the event's own time, so old keys can be dropped along with the rows they guard
 )
 
 # --- hourly roll-ups: ``hour`` is the bucket start (epoch seconds) and leads the

@@ -241,7 +241,7 @@ class Catalog:
 
 def _name_artists(album_id: str) -> tuple[str, tuple[ArtistRef, ...]]:
     lead = stable_int(album_id, "artist") % ARTIST_POOL
-    artists = (ArtistRef(spotify_id("artist", lead), artist_name(lead)),)
+    artists: tuple[ArtistRef, ...] = (ArtistRef(spotify_id("artist", lead), artist_name(lead)),)
     if unit(album_id, "feat") < 0.1:
         other = stable_int(album_id, "artist2") % ARTIST_POOL
         if other != lead:
@@ -257,7 +257,7 @@ def _release_date(album_id: str) -> str:
 @lru_cache(maxsize=8)
 def _catalog_rows(seed: int, size: int, unknown_share: float) -> tuple[tuple[str, str, str, str], ...]:
     """(id, name, artists, release date) of the catalogue, names lower-cased for matching."""
-    rows = []
+    rows: list[tuple[str, str, str, str]] = []
     k = 0
     while len(rows) < size:
         album_id = spotify_id("catalog", seed, k)

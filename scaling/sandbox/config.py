@@ -231,7 +231,8 @@ class SandboxConfig:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ConfigurationError(f"{name}: unknown setting(s) {', '.join(unknown)}", variable=unknown[0])
-        return dataclasses.replace(self, **{name: dataclasses.replace(sim, **changes)})
+        changed: dict[str, Any] = {name: dataclasses.replace(sim, **changes)}
+        return dataclasses.replace(self, **changed)
 
     def with_faults(self, faults: Faults, *, upstreams: tuple[str, ...] = UPSTREAMS) -> SandboxConfig:
         """A copy with ``faults`` on each of ``upstreams`` (all by default)."""
@@ -308,12 +309,14 @@ class SandboxConfig:
             if not 1 <= listeners <= 1_000_000:
                 raise ConfigurationError(f"--listeners: expected 1..1000000, got {listeners}", variable="--listeners")
             lastfm["listeners"] = listeners
-        for key, option, value in (("active_share", "--active-share", active_share),
-                                   ("now_playing_share", "--now-playing-share", now_playing_share),
-                                   ("throttle_http200_share", "--lastfm-http200-share", lastfm_http200_share)):
-            if value is not None:
-                _check_share(option, value)
-                lastfm[key] = value
+        shares: tuple[tuple[str, str, float | None], ...] = (
+            ("active_share", "--active-share", active_share),
+            ("now_playing_share", "--now-playing-share", now_playing_share),
+            ("throttle_http200_share", "--lastfm-http200-share", lastfm_http200_share))
+        for key, option, share in shares:
+            if share is not None:
+                _check_share(option, share)
+                lastfm[key] = share
         return config.with_upstream("lastfm", **lastfm) if lastfm else config
 
 

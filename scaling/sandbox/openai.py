@@ -219,7 +219,7 @@ class OpenAIUpstream:
         headers, refused = self._admit(key, model, input_tokens + max_out, now)
         if refused:
             return refused
-        reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+        reasoning: dict[str, Any] = body["reasoning"] if isinstance(body.get("reasoning"), dict) else {}
         gen = generate(prompt, model, max_out, reasoning.get("effort"))
         cached = self._cached(key, model, prompt, prompt_tokens, now)
         self.billed += input_tokens + gen.output_tokens
@@ -228,7 +228,7 @@ class OpenAIUpstream:
                  "output_tokens": gen.output_tokens,
                  "output_tokens_details": {"reasoning_tokens": gen.reasoning_tokens},
                  "total_tokens": input_tokens + gen.output_tokens}
-        text = body.get("text") if isinstance(body.get("text"), dict) else {}
+        text: dict[str, Any] = body["text"] if isinstance(body.get("text"), dict) else {}
         out = {"id": self._id("resp"), "object": "response", "created_at": int(now),
                "status": "incomplete" if gen.truncated else "completed", "error": None,
                "incomplete_details": {"reason": "max_output_tokens"} if gen.truncated else None,

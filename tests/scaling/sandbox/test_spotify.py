@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from scaling.clock import VirtualClock
@@ -245,3 +247,19 @@ def test_quota_mode_answers_quota_exceeded_across_client_ids(clock: VirtualClock
     assert answers[-1].json()["error"]["reason"] == "QUOTA_EXCEEDED"
     assert int(answers[-1].headers["Retry-After"]) == 86_400
     assert sandbox.stats().endpoint("spotify", "album").quota == 1
+
+
+def test_concurrent_jittered_burst_is_admitted_exactly(clock: VirtualClock) -> None:
+    """400 concurrent calls with 150-400 ms latency from one app: exactly 180 pass, as the served log shows."""
+    sandbox = Sandbox(SandboxConfig.from_options(latency="150-400ms"), clock)
+
+    async def go(http: httpx.AsyncClient) -> list[int]:
+        auth = await spotify_auth(http)
+        answers = await asyncio.gather(*(http.get("/v1/albums/abc", headers=auth) for _ in range(400)))
+        return [r.status_code for r in answers]
+
+    statuses = drive(clock, sandbox, go)
+    assert statuses.count(200) == 180 and statuses.count(429) == 220
+    served = sandbox.stats().endpoint("spotify", "album").served
+    ok_times = [s.time for s in served if s.status == 200]
+    assert max(ok_times) - min(ok_times) < 30

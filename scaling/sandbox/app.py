@@ -71,7 +71,7 @@ class Sandbox:
             "songlink": SongLinkUpstream(cfg.songlink, self.catalog),
         }
         self._faults = {name: FaultInjector(cfg.upstream(name).faults, cfg.seed, name) for name in UPSTREAMS}
-        self._stats = StatsRecorder()
+        self._stats = StatsRecorder(cfg.served_log)
         routes = [self._route(ep) for up in self.upstreams.values() for ep in up.endpoints()]
         routes += [Route("/_sandbox/stats", self._stats_endpoint, methods=["GET"]),
                    Route("/_sandbox/reset", self._reset_endpoint, methods=["POST"]),

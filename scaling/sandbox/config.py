@@ -201,6 +201,7 @@ class SandboxConfig:
 
     Attributes:
         seed: seeds every random draw (faults, Last.fm's 200-vs-429, population, catalog).
+        served_log: answers kept per endpoint in ``stats().served`` (counters stay exact).
     """
 
     seed: int = 0
@@ -209,6 +210,7 @@ class SandboxConfig:
     openai: OpenAISim = field(default_factory=OpenAISim)
     perplexity: PerplexitySim = field(default_factory=PerplexitySim)
     songlink: SongLinkSim = field(default_factory=SongLinkSim)
+    served_log: int = 200_000
 
     def upstream(self, name: str) -> UpstreamSim:
         """The simulation of upstream ``name`` (one of `scaling.settings.UPSTREAMS`)."""

@@ -8,6 +8,7 @@ snapshot tests and load tests read (``sandbox.stats()``), also served as JSON by
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,14 +77,33 @@ class EndpointStats:
 
     @classmethod
     def of(cls, served: Iterable[Served]) -> EndpointStats:
+        """Totals computed from a list of answers."""
         items = tuple(sorted(served, key=lambda s: s.time))
+        return cls.merge([cls._count(items)], items)
+
+    @staticmethod
+    def _count(items: Iterable[Served]) -> EndpointStats:
         count = {o: 0 for o in Outcome}
+        n = server = faults = 0
         for s in items:
+            n += 1
             count[s.outcome] += 1
-        return cls(requests=len(items), ok=count[Outcome.OK], rate_limited=count[Outcome.RATE_LIMITED],
-                   quota=count[Outcome.QUOTA], client_errors=count[Outcome.CLIENT_ERROR],
-                   server_errors=sum(1 for s in items if s.status >= 500),
-                   faults=sum(1 for s in items if s.fault), served=items)
+            server += s.status >= 500
+            faults += s.fault is not None
+        return EndpointStats(n, count[Outcome.OK], count[Outcome.RATE_LIMITED], count[Outcome.QUOTA],
+                             count[Outcome.CLIENT_ERROR], server, faults)
+
+    @classmethod
+    def merge(cls, parts: Iterable[EndpointStats], served: tuple[Served, ...] | None = None) -> EndpointStats:
+        """Counters summed over ``parts``; ``served`` merged by time unless given."""
+        parts = list(parts)
+        if served is None:
+            served = tuple(sorted((s for p in parts for s in p.served), key=lambda s: s.time))
+        return cls(requests=sum(p.requests for p in parts), ok=sum(p.ok for p in parts),
+                   rate_limited=sum(p.rate_limited for p in parts), quota=sum(p.quota for p in parts),
+                   client_errors=sum(p.client_errors for p in parts),
+                   server_errors=sum(p.server_errors for p in parts), faults=sum(p.faults for p in parts),
+                   served=served)
 
     def statuses(self) -> list[int]:
         return [s.status for s in self.served]
@@ -114,10 +134,10 @@ class SandboxStats:
 
     def upstream(self, upstream: str) -> EndpointStats:
         """Totals over every endpoint of one upstream, ``served`` merged by time."""
-        return EndpointStats.of(s for (u, _), e in self.endpoints.items() if u == upstream for s in e.served)
+        return EndpointStats.merge(e for (u, _), e in self.endpoints.items() if u == upstream)
 
     def total(self) -> EndpointStats:
-        return EndpointStats.of(s for e in self.endpoints.values() for s in e.served)
+        return EndpointStats.merge(self.endpoints.values())
 
     def to_dict(self, *, with_served: bool = True) -> dict[str, Any]:
         """``{upstream: {"total": {...}, "endpoints": {endpoint: {...}}}}``, JSON-ready."""
@@ -131,16 +151,45 @@ class SandboxStats:
 
 
 class StatsRecorder:
-    """The mutable tally behind `SandboxStats`."""
+    """The mutable tally behind `SandboxStats`.
 
-    def __init__(self) -> None:
-        self._served: dict[tuple[str, str], list[Served]] = {}
+    Args:
+        served_log: answers kept per endpoint in ``served`` (the oldest are dropped
+            beyond it, so a long soak cannot exhaust memory); counters stay exact.
+    """
+
+    def __init__(self, served_log: int = 200_000) -> None:
+        self._served_log = served_log
+        self._served: dict[tuple[str, str], deque[Served]] = {}
+        self._counts: dict[tuple[str, str], list[int]] = {}
 
     def record(self, upstream: str, endpoint: str, served: Served) -> None:
-        self._served.setdefault((upstream, endpoint), []).append(served)
+        key = (upstream, endpoint)
+        log = self._served.get(key)
+        if log is None:
+            log = self._served[key] = deque(maxlen=self._served_log)
+            self._counts[key] = [0] * 7
+        log.append(served)
+        c = self._counts[key]
+        c[0] += 1
+        slot = _SLOT.get(served.outcome)
+        if slot is not None:
+            c[slot] += 1
+        c[5] += served.status >= 500
+        c[6] += served.fault is not None
 
     def snapshot(self) -> SandboxStats:
-        return SandboxStats({k: EndpointStats.of(v) for k, v in self._served.items()})
+        out = {}
+        for key, log in self._served.items():
+            n, ok, limited, quota, client, server, faults = self._counts[key]
+            out[key] = EndpointStats(n, ok, limited, quota, client, server, faults, tuple(log))
+        return SandboxStats(out)
 
     def clear(self) -> None:
         self._served.clear()
+        self._counts.clear()
+
+
+# Where each outcome is counted in a StatsRecorder row; malformed and server errors
+# have no slot of their own (columns 5 and 6 count 5xx statuses and faults).
+_SLOT = {Outcome.OK: 1, Outcome.RATE_LIMITED: 2, Outcome.QUOTA: 3, Outcome.CLIENT_ERROR: 4}

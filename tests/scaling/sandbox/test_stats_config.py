@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
@@ -125,3 +127,17 @@ def test_parse_latency_forms() -> None:
     assert parse_latency("0.15-0.4") == (0.15, 0.4)
     assert parse_latency("150-400ms") == pytest.approx((0.15, 0.4))
     assert parse_latency("0.2") == (0.2, 0.2)
+
+
+def test_served_log_is_bounded_but_counters_stay_exact(clock: VirtualClock) -> None:
+    """Beyond served_log answers the oldest are dropped from served, while counters count everything."""
+    sandbox = Sandbox(dataclasses.replace(SandboxConfig.from_options(error_rate=0.5), served_log=10), clock)
+
+    async def go(http: httpx.AsyncClient) -> None:
+        for i in range(40):
+            await http.get("/v1-alpha.1/links", params={"url": "x", "key": f"k{i}"})
+
+    drive(clock, sandbox, go)
+    links = sandbox.stats().endpoint("songlink", "links")
+    assert links.requests == 40 and len(links.served) == 10
+    assert links.ok + links.server_errors == 40 and links.faults == links.server_errors > 0

@@ -1,0 +1,100 @@
+"""``python -m scaling readiness``: the phase the user count requires, and each plan item's status with evidence."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+
+from scaling.appdb.engine import display_url
+from scaling.capacity.readiness import Readiness, Status, assess, gather_evidence
+from scaling.clock import SystemClock
+from scaling.metrics.db import open_metrics_db
+from scaling.metrics.migrate import current
+from scaling.settings import Settings
+
+NAME = "readiness"
+HELP = ("which phase of the scaling plan the user count requires (now and forecast), each item's status "
+        "with the evidence from the metrics DB, and when the next trigger is forecast to be crossed")
+
+_MARK = {Status.READY: "READY", Status.AT_RISK: "AT RISK", Status.NOT_READY: "NOT READY", Status.UNKNOWN: "UNKNOWN"}
+
+
+def _moment(text: str) -> float:
+    """Epoch seconds, or an ISO date/datetime (UTC unless it carries an offset)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO date such as 2026-03-01 or 2026-03-01T12:00, or epoch seconds; got {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--at", type=_moment, default=None, metavar="DATE",
+                        help="assess as of this moment (ISO date/datetime in UTC, or epoch seconds); default now")
+    parser.add_argument("--source", default=None,
+                        help="metrics source to read (collectors, worker, demo); default: the one with the newest data")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _date(epoch: float | None) -> str:
+    return "—" if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _print(r: Readiness, url: str) -> None:
+    stamp = datetime.fromtimestamp(r.now, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"Readiness at {stamp} from {url} (source {r.source!r})")
+    forecast = f"{r.users_forecast:,.0f}" if r.users_forecast is not None else "—"
+    print(f"Users: {r.users if r.users is not None else '—'} now, {forecast} in {r.forecast_days} days "
+          f"({r.users_trend})")
+    print(f"Required phase: {r.required_phase or 'none yet'} now, {r.required_phase_forecast or 'none'} "
+          f"in {r.forecast_days} days; readiness for phase {r.target_phase}: {r.readiness_pct:.0f}%")
+    t = r.next_trigger
+    if t is None:
+        print("Next trigger: none (past the last one)" if r.users is not None else "Next trigger: no user counts")
+    elif t.date is None:
+        print(f"Next trigger: {t.users:,} users ({t.action}): not forecast to be crossed at the current trend")
+    else:
+        days = (t.date - r.now) / 86400
+        print(f"Next trigger: {t.users:,} users ({t.action}) forecast {_date(t.date)}, in {days:.0f} days "
+              f"(between {_date(t.earliest)} and {_date(t.latest)})")
+    for w in r.warnings:
+        print(f"WARNING: {w}")
+    for p in r.phases:
+        flag = " [required]" if p.required else " [required within forecast]" if p.required_forecast else ""
+        print(f"\nPhase {p.phase}: {p.title} (from {p.trigger_users:,} users){flag}: {p.score:.0%} ready")
+        for i in p.items:
+            print(f"  {i.item} {i.title:28} {_MARK[i.status]:9}  {i.evidence}")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    url = settings.metrics_db_url
+    engine = open_metrics_db(url)
+    try:
+        if current(engine) is None:
+            print(f"error: the metrics DB at {display_url(url)} has no schema yet; run `python -m scaling migrate`, "
+                  "then `python -m scaling demo-metrics` or start the collectors (`python -m collectors`)",
+                  file=sys.stderr)
+            return 1
+        now = args.at if args.at is not None else SystemClock().now()
+        evidence = gather_evidence(engine, now=now, settings=settings, source=args.source)
+    finally:
+        engine.dispose()
+    if evidence.is_empty:
+        which = f" for source {args.source!r}" if args.source else ""
+        print(f"error: the metrics DB at {display_url(url)} holds no metrics{which} up to {_date(now)}; run "
+              "`python -m scaling demo-metrics` for demo history, or start the collectors (`python -m collectors`)",
+              file=sys.stderr)
+        return 1
+    result = assess(evidence, settings=settings)
+    if args.json:
+        print(json.dumps(result.as_dict(), default=str))
+    else:
+        _print(result, display_url(url))
+    return 0

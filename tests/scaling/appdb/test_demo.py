@@ -23,7 +23,7 @@ def test_same_seed_and_now_give_the_same_rows() -> None:
 
 def test_users_look_like_the_sandbox_population() -> None:
     """About 70% have a listenerNNNN Last.fm name; some use Spotify; sign-ups grow toward now."""
-    users = generate(users=600, seed=1, now=NOW)["users"]
+    users = generate(users=300, seed=1, now=NOW)["users"]
     lastfm = [u["lastfm_username"] for u in users if u["lastfm_username"]]
     assert 0.6 < len(lastfm) / len(users) < 0.8
     assert all(re.fullmatch(r"listener\d{4}", name) for name in lastfm)

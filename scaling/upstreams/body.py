@@ -1,0 +1,120 @@
+"""Strict reads of a parsed JSON body: anything unexpected is a `MalformedResponse`.
+
+Clients never index raw dicts. A `Body` wraps a JSON value with the upstream,
+endpoint and JSON path it came from, so a missing field, a wrong type or a
+truncated list becomes ``MalformedResponse("spotify album: $.artists[0].name is
+missing")`` instead of a ``KeyError`` deep inside a page render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaling.errors import MalformedResponse
+
+__all__ = ["Body"]
+
+_REQUIRED: Any = object()
+
+
+class Body:
+    """One JSON value from an upstream, with where it came from.
+
+    Args:
+        data: the parsed JSON value.
+        upstream: the upstream's name (for errors).
+        endpoint: the endpoint's secret-free name (for errors).
+        path: the JSON path of ``data`` in the body.
+    """
+
+    __slots__ = ("data", "endpoint", "path", "upstream")
+
+    def __init__(self, data: Any, *, upstream: str, endpoint: str, path: str = "$") -> None:
+        self.data = data
+        self.upstream = upstream
+        self.endpoint = endpoint
+        self.path = path
+
+    def fail(self, what: str) -> MalformedResponse:
+        """The error for a surprise at this path (raise it)."""
+        return MalformedResponse(f"{self.path} {what}", upstream=self.upstream, endpoint=self.endpoint)
+
+    def _at(self, data: Any, path: str) -> Body:
+        return Body(data, upstream=self.upstream, endpoint=self.endpoint, path=path)
+
+    def _dict(self) -> dict[str, Any]:
+        if not isinstance(self.data, dict):
+            raise self.fail(f"is {_kind(self.data)}, expected an object")
+        return self.data
+
+    def _value(self, key: str, default: Any) -> Any:
+        value = self._dict().get(key)
+        if value is None:
+            if default is _REQUIRED:
+                raise self._at(None, f"{self.path}.{key}").fail("is missing")
+            return default
+        return value
+
+    def has(self, key: str) -> bool:
+        return isinstance(self.data, dict) and self.data.get(key) is not None
+
+    def obj(self, key: str) -> Body:
+        """A required object field."""
+        child = self._at(self._value(key, _REQUIRED), f"{self.path}.{key}")
+        child._dict()
+        return child
+
+    def opt_obj(self, key: str) -> Body | None:
+        """An optional object field (None if absent or null)."""
+        value = self._value(key, None)
+        if value is None:
+            return None
+        child = self._at(value, f"{self.path}.{key}")
+        child._dict()
+        return child
+
+    def items(self, key: str, *, optional: bool = False) -> list[Body]:
+        """A list field's elements (an empty list if optional and absent)."""
+        value = self._value(key, [] if optional else _REQUIRED)
+        if not isinstance(value, list):
+            raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected a list")
+        return [self._at(v, f"{self.path}.{key}[{i}]") for i, v in enumerate(value)]
+
+    def text(self, key: str, default: Any = _REQUIRED) -> Any:
+        """A string field; with ``default``, absent or null gives the default."""
+        value = self._value(key, default)
+        if value is default and default is not _REQUIRED:
+            return value
+        if not isinstance(value, str):
+            raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected a string")
+        return value
+
+    def integer(self, key: str, default: Any = _REQUIRED, *, numeric_string: bool = False) -> Any:
+        """An integer field (Last.fm sends numbers as strings: ``numeric_string=True``)."""
+        value = self._value(key, default)
+        if value is default and default is not _REQUIRED:
+            return value
+        if isinstance(value, bool):
+            raise self._at(value, f"{self.path}.{key}").fail("is a boolean, expected an integer")
+        if isinstance(value, int):
+            return value
+        if numeric_string and isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected an integer")
+
+    def as_text(self) -> str:
+        if not isinstance(self.data, str):
+            raise self.fail(f"is {_kind(self.data)}, expected a string")
+        return self.data
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return {dict: "an object", list: "a list", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)

@@ -1,0 +1,302 @@
+"""The collector jobs: plain functions given their dependencies.
+
+Each takes the run's `JobContext` first and its dependencies as keywords, and
+returns a JSON-able report (stored with the run). `collectors.scheduler` binds the
+dependencies and registers the jobs; tests call the functions directly.
+
+Limiter and cache counters are cumulative in the state store; a sample stores the
+change since the previous sample, and that previous reading is kept in the state
+store too (`counter_deltas`), so whichever replica takes the next slot continues
+from it. Writing the metrics is what the sampling jobs are for, so a failed write
+fails their run; jobs that do other work first (cleanup) log a failed write and
+report it instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, func, inspect, literal, select
+
+from collectors import alerts
+from collectors.runs import DeadlineExceeded, JobContext, SkipRun, close_abandoned
+from scaling.appdb.cleanup import BatchInfo, Retention, run_cleanup
+from scaling.appdb.models import metadata as app_metadata
+from scaling.appdb.stats import database_stats
+from scaling.errors import StoreError
+from scaling.metrics import logs
+from scaling.metrics.retention import roll_up, roll_up_and_prune
+from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
+from scaling.metrics.rollups import AI
+from scaling.metrics.writer import MetricsWriter
+from scaling.store import StateStore
+
+__all__ = [
+    "CacheStatsSource", "HeadroomSource", "alerts_job", "cache_stats_job", "cleanup_job", "cost_rollup_job", "counter_deltas",
+    "db_stats_job", "heartbeat_job", "headroom_job", "prewarm_job", "retention_job",
+]
+
+log = logging.getLogger("headroom.collectors")
+
+#: The previous counter readings expire after a week without samples.
+LAST_READING_TTL_S = 7 * 86400.0
+
+
+class HeadroomSource(Protocol):
+    """A limiter: `scaling.rate_limit.RateLimiter` has this."""
+
+    def headroom(self) -> Any: ...
+
+
+class CacheStatsSource(Protocol):
+    """The cache: `scaling.cache.Cache.stats()` returns one object per family."""
+
+    def stats(self) -> Iterable[Any]: ...
+
+
+def counter_deltas(store: StateStore, key: str, current: Mapping[str, float], *, now: float) -> dict[str, float]:
+    """How much each cumulative counter grew since the previous reading stored under ``key``.
+
+    The first reading gives zeros (the interval it covers is unknown); a counter that
+    went down was reset (its store key expired) and counts from zero. The update is
+    atomic in the store, so two replicas never both claim the same growth.
+    """
+
+    def step(raw: bytes | None) -> tuple[bytes | None, float | None, dict[str, float]]:
+        before = json.loads(raw) if raw else None
+        deltas = {}
+        for name, value in current.items():
+            if before is None or name not in before:
+                deltas[name] = 0.0
+            else:
+                grew = float(value) - float(before[name])
+                deltas[name] = float(value) if grew < 0 else grew
+        return json.dumps(dict(current)).encode(), now + LAST_READING_TTL_S, deltas
+
+    return store.update(f"collectors:last:{key}", step, now=now)
+
+
+# --- sampling jobs ------------------------------------------------------------------------
+
+def headroom_job(ctx: JobContext, *, limiters: Iterable[HeadroomSource], store: StateStore,
+                 writer: MetricsWriter) -> dict[str, Any]:
+    """Sample every limiter's usage, cooldown and counters (since the last sample) into ``headroom_samples``.
+
+    Raises:
+        StoreError: no limiter could be read, or the samples could not be written.
+    """
+    now = ctx.clock.now()
+    samples: list[HeadroomSample] = []
+    errors: dict[str, str] = {}
+    for limiter in limiters:
+        name = f"{getattr(limiter, 'upstream', '?')}:{getattr(limiter, 'key', 'default')}"
+        try:
+            h = limiter.headroom()
+            d = counter_deltas(store, f"headroom:{h.upstream}:{h.key}", {
+                "upstream_429": h.upstream_429, "throttled": h.throttled, "wait_seconds": h.wait_seconds,
+                "rejected": h.rejected}, now=now)
+        except StoreError as exc:
+            errors[name] = str(exc)
+            continue
+        samples.append(HeadroomSample(
+            upstream=h.upstream, limiter_key=h.key, used=float(h.used), limit=float(h.limit),
+            remaining=float(h.remaining), in_cooldown=bool(h.in_cooldown),
+            cooldown_until=now + h.cooldown_remaining_s if h.in_cooldown else None,
+            upstream_429=int(d["upstream_429"]), throttled=int(d["throttled"]),
+            wait_seconds=round(d["wait_seconds"], 3), rejected=int(d["rejected"]), ts=now))
+    if not samples and errors:
+        raise StoreError(f"no limiter could be read: {next(iter(errors.values()))}")
+    writer.record_headroom(samples)
+    return {"samples": len(samples), "utilisation": {f"{s.upstream}:{s.limiter_key}": round(s.utilisation, 4)
+                                                     for s in samples},
+            "upstream_429": sum(s.upstream_429 for s in samples), "errors": errors}
+
+
+def db_stats_job(ctx: JobContext, *, app_engine: Engine, writer: MetricsWriter,
+                 active_window_s: float = 7200.0) -> dict[str, Any]:
+    """Record each app table's rows and bytes (``'*'`` = the whole DB) and the user counts."""
+    now = ctx.clock.now()
+    stats = database_stats(app_engine)
+    records: list[Any] = [TableStats(name, rows, stats.table_bytes.get(name), ts=now)
+                          for name, rows in stats.rows.items()]
+    records.append(TableStats("*", stats.total_rows, stats.total_bytes, ts=now))
+    ctx.check()
+    users = user_counts(app_engine, now=now, active_window_s=active_window_s)
+    if users is not None:
+        records.append(users)
+    writer.record(records)
+    return {"tables": len(stats.rows), "total_rows": stats.total_rows, "total_bytes": stats.total_bytes,
+            "missing_tables": list(stats.missing_tables),
+            "users": None if users is None else {"total": users.total, "with_lastfm": users.with_lastfm,
+                                                 "active": users.active}}
+
+
+def user_counts(app_engine: Engine, *, now: float, active_window_s: float) -> UserCounts | None:
+    """Users, those with a Last.fm name, and those with a session active in the window (None before migration)."""
+    users, sessions = app_metadata.tables["users"], app_metadata.tables["sessions"]
+    cutoff = datetime.fromtimestamp(now - active_window_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    # last_active_at is D1 text in either of two shapes; put both on one timeline (see appdb.cleanup).
+    seen = func.replace(func.rtrim(sessions.c.last_active_at, literal("Z")), literal("T"), literal(" "))
+    with app_engine.connect() as conn:
+        if not {"users", "sessions"} <= set(inspect(conn).get_table_names()):
+            return None
+        total = conn.execute(select(func.count()).select_from(users)).scalar_one()
+        lastfm = conn.execute(select(func.count()).select_from(users).where(
+            users.c.lastfm_username.is_not(None), users.c.lastfm_username != "")).scalar_one()
+        active = conn.execute(select(func.count(func.distinct(sessions.c.user_id))).where(
+            seen >= cutoff)).scalar_one()
+    return UserCounts(total=int(total), with_lastfm=int(lastfm), active=int(active), ts=now)
+
+
+def cache_stats_job(ctx: JobContext, *, cache: CacheStatsSource, store: StateStore,
+                    writer: MetricsWriter) -> dict[str, Any]:
+    """Record each cache family's hits, misses and evictions since the last sample, and its keys and bytes now."""
+    now = ctx.clock.now()
+    rows = []
+    for fam in cache.stats():
+        d = counter_deltas(store, f"cache:{fam.family}", {"hits": fam.hits, "misses": fam.misses,
+                                                          "evictions": fam.evictions}, now=now)
+        rows.append(CacheStats(family=fam.family, hits=int(d["hits"]), misses=int(d["misses"]), keys=int(fam.keys),
+                               bytes=int(fam.bytes), evictions=int(d["evictions"]), oldest_age_s=fam.oldest_age_s,
+                               ts=now))
+    writer.record_cache_stats(rows)
+    return {"families": len(rows), "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows),
+            "keys": sum(r.keys for r in rows), "bytes": sum(r.bytes for r in rows)}
+
+
+# --- maintenance jobs -----------------------------------------------------------------------
+
+def cleanup_job(ctx: JobContext, *, app_engine: Engine, writer: MetricsWriter,
+                retention: Retention = Retention(), batch_size: int = 5000) -> dict[str, Any]:
+    """Run the app DB's batched cleanup until done or the deadline, then record the DB's size.
+
+    A deadline reached between batches ends the run as timed out; committed batches
+    stay deleted and the next run continues.
+    """
+
+    def between_batches(_: BatchInfo) -> None:
+        ctx.check()
+
+    report = run_cleanup(app_engine, now=ctx.clock.now(), retention=retention, batch_size=batch_size,
+                         on_batch=between_batches, clock=time.perf_counter)
+    out = report.as_dict()
+    now = ctx.clock.now()
+    stats = report.stats
+    try:
+        writer.record_table_stats([TableStats(n, r, stats.table_bytes.get(n), ts=now) for n, r in stats.rows.items()]
+                                  + [TableStats("*", stats.total_rows, stats.total_bytes, ts=now)])
+    except StoreError as exc:  # the rows are deleted either way; the size is next time's
+        log.warning("cleanup ran but its DB statistics could not be recorded: %s", exc)
+        out["metrics_error"] = str(exc)
+    out.pop("stats", None)  # db_stats holds them; the report keeps what the run did
+    return out
+
+
+def retention_job(ctx: JobContext, *, metrics_engine: Engine, store: StateStore | None = None,
+                  raw_days: float = 14, rollup_days: float = 730) -> dict[str, Any]:
+    """Roll up and prune the metrics DB, and drop expired state-store entries."""
+    now = ctx.clock.now()
+    out: dict[str, Any] = roll_up_and_prune(metrics_engine, now=now, raw_days=raw_days,
+                                            rollup_days=rollup_days).as_dict()
+    if store is not None:
+        ctx.check()
+        try:
+            out["state_purged"] = store.purge_expired(now=ctx.clock.now())
+        except StoreError as exc:
+            log.warning("metrics retention ran but the state store could not be purged: %s", exc)
+            out["state_error"] = str(exc)
+    return out
+
+
+def cost_rollup_job(ctx: JobContext, *, metrics_engine: Engine, budgets: Mapping[str, float | None],
+                    exclude_sources: tuple[str, ...] = ("demo",), settle_s: float = 600.0) -> dict[str, Any]:
+    """Roll AI calls up into hours, and report this month's spend per provider against its budget.
+
+    Also logs the spend as one ``[METRICS]`` line.
+    """
+    now = ctx.clock.now()
+    sources = _sources(metrics_engine)
+    rolled = 0
+    for source in sources:
+        ctx.check()
+        rolled += sum(roll_up(metrics_engine, AI, source, until=now - settle_s).rolled_rows.values())
+    month = datetime.fromtimestamp(now, tz=timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spend = alerts.month_spend(metrics_engine, since=month.timestamp(), now=now, exclude_sources=exclude_sources)
+    providers = {p: {"spend_usd": round(spend.get(p, 0.0), 4), "budget_usd": b,
+                     "share": round(spend.get(p, 0.0) / b, 4) if b else None}
+                 for p, b in sorted(budgets.items())}
+    for p in sorted(set(spend) - set(budgets)):
+        providers[p] = {"spend_usd": round(spend[p], 4), "budget_usd": None, "share": None}
+    logs.log_metrics("METRICS", {"timestamp": logs.iso(now), "aiSpendMonthUsd": providers,
+                                 "aiRolledRows": rolled})
+    return {"rolled_rows": rolled, "month_start": month.timestamp(), "providers": providers}
+
+
+def _sources(engine: Engine) -> list[str]:
+    raw = AI.raw
+    with engine.connect() as conn:
+        return [str(s) for s in conn.execute(select(raw.c.source).distinct()).scalars()]
+
+
+# --- upstream-facing jobs -----------------------------------------------------------------------
+
+async def prewarm_job(ctx: JobContext, *, settings: Any, store: StateStore, services: Any = None) -> dict[str, Any]:
+    """The user-listens prewarm (`scaling.prewarm.prewarm_job`), bounded by this run's deadline.
+
+    Raises:
+        SkipRun: this build has no ``scaling.prewarm.prewarm_job`` yet.
+    """
+    try:
+        target = getattr(importlib.import_module("scaling.prewarm"), "prewarm_job")
+    except (ImportError, AttributeError):
+        raise SkipRun("scaling.prewarm.prewarm_job is not available in this build") from None
+    # The prewarm plans its own work to end inside the deadline; give it this run's.
+    deadline = max(1.0, ctx.deadline_at - ctx.clock.now())
+    if dataclasses.is_dataclass(settings) and getattr(settings, "cron_deadline_s", deadline) > deadline:
+        settings = dataclasses.replace(settings, cron_deadline_s=deadline)
+    report = await target(settings, clock=ctx.clock, store=store, services=services)
+    as_dict = getattr(report, "as_dict", None)
+    return dict(as_dict()) if callable(as_dict) else dict(report or {})
+
+
+async def heartbeat_job(ctx: JobContext, *, store: StateStore, work_s: float = 0.0) -> dict[str, Any]:
+    """Count this slot's executions in the state store, then work ``work_s`` seconds.
+
+    Not scheduled by default: it is how the replica test sees that each slot ran
+    once (the counter is 1), not merely that it was recorded once.
+    """
+    count = store.incr(f"collectors:heartbeat:{ctx.scheduled_at:.3f}", now=ctx.clock.now(), ttl=86400.0)
+    if work_s > 0:
+        await ctx.clock.sleep(work_s)
+    if ctx.clock.now() > ctx.deadline_at:
+        raise DeadlineExceeded("heartbeat overran")
+    return {"executions": count}
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+def alerts_job(ctx: JobContext, *, rules: Iterable[alerts.Rule], evidence: Callable[[float], alerts.Evidence],
+               writer: MetricsWriter, store: StateStore | None, notifier: alerts.Notifier | None,
+               every_s: float = 60.0) -> dict[str, Any]:
+    """Close runs whose replica died, evaluate the alert rules, send notices not yet delivered.
+
+    Args:
+        evidence: builds the rules' `Evidence` for a time.
+        notifier: the webhook (None: episodes are recorded, nothing is sent).
+    """
+    now = ctx.clock.now()
+    ev = evidence(now)
+    out: dict[str, Any] = {"abandoned_runs": close_abandoned(writer.engine, now=now, deadlines={
+        job: t.deadline_s + t.grace_s for job, t in ev.jobs.items()})}
+    ctx.check()
+    out.update(alerts.evaluate(rules, ev, writer=writer, store=store, every_s=every_s))
+    ctx.check()
+    out["delivery"] = alerts.deliver_pending(writer.engine, notifier, now=ctx.clock.now(), source=ev.source)
+    return out

@@ -1,0 +1,443 @@
+"""The timed run wrapper: one scheduled slot of one job, run once across replicas, timed, recorded.
+
+`run_job` is plain code on an injected clock, so tests drive it without APScheduler:
+
+1. **Claim.** A lease ``lease:job:{name}:{slot}`` is added to the shared state store
+   (atomic ``add``, TTL deadline + grace + a minute), then the slot is claimed in the
+   metrics DB (``INSERT`` guarded by UNIQUE(job, scheduled_at, source)). Only the
+   caller that wins both runs the job; the others get ``not_claimed``. If one of the
+   two stores is down the other still guards the slot (and the run is logged as
+   unrecorded); if both are down the run is not started, since nothing could stop
+   every replica from running it.
+2. **Misfire.** A claim later than ``grace_s`` after its slot is recorded ``skipped``
+   ("missed: ..."). Slots on the job's grid that nobody claimed since its newest
+   recorded run (every replica down or busy) are recorded ``skipped`` too, at most
+   `MAX_BACKFILL` of them.
+3. **Deadline.** Async jobs run under ``asyncio.timeout`` on the clock's timeline;
+   sync jobs run in their own thread, may call `JobContext.check` to stop
+   cooperatively, and are abandoned (left running, recorded ``timed_out``) when the
+   deadline passes in real time. A job that returns after its deadline is
+   ``timed_out`` as well.
+4. **Record.** ``ok``, ``failed`` (any exception, one line), ``timed_out`` or
+   ``skipped`` (the job raised `SkipRun`) goes to ``finish_run`` with the job's report.
+   Nothing here raises: a failure to record is logged and the scheduler goes on.
+
+A replica killed mid-run leaves its row ``running`` and its lease to expire; the key
+of the next slot differs, so the next run happens on whichever replica claims it.
+`close_abandoned` later marks such rows failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, func, select, update
+
+from scaling.clock import Clock
+from scaling.errors import StoreError
+from scaling.metrics import models as m
+from scaling.metrics.records import DEFAULT_SOURCE, JobRun
+from scaling.metrics.writer import MetricsWriter
+from scaling.store import StateStore
+
+__all__ = [
+    "AsyncRunner", "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "LoopThread", "RunOutcome", "SkipRun",
+    "close_abandoned", "lease_key", "run_job", "slot_of",
+]
+
+log = logging.getLogger("headroom.collectors")
+
+#: Outcomes of `run_job` that are not recorded outcomes: another replica had the slot,
+#: or neither store could guard it.
+NOT_CLAIMED, NOT_RUN = "not_claimed", "not_run"
+#: Missed slots recorded per claim, at most (a replica back from a long outage does not write a day of rows).
+MAX_BACKFILL = 10
+#: The lease outlives the deadline by this much, so a late replica still finds it.
+LEASE_MARGIN_S = 60.0
+#: How often a waiting wrapper looks at the stop event.
+_POLL_S = 0.05
+
+JobFn = Callable[["JobContext"], Any]
+
+
+class SkipRun(Exception):
+    """Raised by a job that has nothing to do now; recorded as ``skipped`` with its message."""
+
+
+class DeadlineExceeded(Exception):
+    """The run's deadline passed (raised by `JobContext.check`, or for the job by the wrapper)."""
+
+
+class Interrupted(Exception):
+    """The collector is shutting down; the run was abandoned."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a job gets besides its dependencies: its slot, its clock, its deadline.
+
+    Attributes:
+        job: the job's name.
+        scheduled_at: the slot (epoch seconds) this run is for.
+        started_at: when the run started, on ``clock``.
+        deadline_at: when it must have finished, on ``clock``.
+        clock: the injected clock.
+        stop: set when the collector shuts down.
+    """
+
+    job: str
+    scheduled_at: float
+    started_at: float
+    deadline_at: float
+    clock: Clock
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once past it)."""
+        return self.deadline_at - self.clock.now()
+
+    def check(self) -> None:
+        """Stop here if the deadline has passed or the collector is stopping.
+
+        Raises:
+            DeadlineExceeded: the deadline has passed.
+            Interrupted: the collector is shutting down.
+        """
+        if self.stop.is_set():
+            raise Interrupted("the collector is shutting down")
+        if self.clock.now() > self.deadline_at:
+            raise DeadlineExceeded(f"past its deadline of {self.deadline_at - self.started_at:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How one call of `run_job` ended.
+
+    Attributes:
+        outcome: "ok", "failed", "timed_out", "skipped"; or "not_claimed" (another
+            replica has the slot) or "not_run" (neither store could guard it).
+        lateness_s: claim time minus the slot.
+        duration_s: the job's run time on the clock (0 if it did not run).
+        recorded: the run's end is in the metrics DB.
+    """
+
+    job: str
+    scheduled_at: float
+    outcome: str
+    lateness_s: float = 0.0
+    duration_s: float = 0.0
+    error: str | None = None
+    report: Mapping[str, Any] | None = None
+    recorded: bool = False
+
+    @property
+    def ran(self) -> bool:
+        """This caller owned the slot (whatever the outcome)."""
+        return self.outcome not in (NOT_CLAIMED, NOT_RUN)
+
+
+class AsyncRunner(Protocol):
+    """Runs a coroutine to completion from a scheduler thread and returns its result."""
+
+    def __call__(self, coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any: ...
+
+
+class LoopThread:
+    """One event loop in a daemon thread, shared by every async job of the process.
+
+    Clients bound to a loop (httpx.AsyncClient) then live across runs. A run that
+    outlives ``backstop_s`` of real time, or is running when ``stop`` is set, is cancelled.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="collectors-loop", daemon=True)
+        self._thread.start()
+
+    def __call__(self, coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        until = time.monotonic() + backstop_s
+        while True:
+            try:
+                return future.result(timeout=_POLL_S)
+            except TimeoutError:
+                if future.done():
+                    return future.result()
+                if stop.is_set():
+                    future.cancel()
+                    raise Interrupted("the collector is shutting down") from None
+                if time.monotonic() > until:
+                    future.cancel()
+                    raise DeadlineExceeded(f"still running {backstop_s:g}s after it started") from None
+
+    def close(self) -> None:
+        """Stop the loop (pending tasks are abandoned)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=2.0)
+
+
+def clock_runner(clock: Clock) -> AsyncRunner:
+    """The runner for a clock: `VirtualClock.run` for virtual time, else a fresh ``asyncio.run``."""
+    run = getattr(clock, "run", None)
+
+    def runner(coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any:
+        return run(coro) if run is not None else asyncio.run(coro)
+
+    return runner
+
+
+def slot_of(t: float, interval_s: float) -> float:
+    """The start of the ``interval_s`` slot (aligned to the epoch) that ``t`` falls in.
+
+    Integer milliseconds, not float division: 1767225600.6 / 0.6 lands a hair under
+    a whole number and would name the previous slot.
+    """
+    step = max(1, round(interval_s * 1000))
+    return (math.floor(t * 1000 + 1e-3) // step) * step / 1000
+
+
+def lease_key(job: str, slot: float) -> str:
+    """The state-store key guarding one slot of one job."""
+    return f"lease:job:{job}:{slot:.3f}"
+
+
+def run_job(name: str, scheduled_at: float, fn: JobFn, *, writer: MetricsWriter, lease_store: StateStore | None,
+            clock: Clock, deadline_s: float, grace_s: float | None = None, interval_s: float | None = None,
+            async_runner: AsyncRunner | None = None, stop: threading.Event | None = None,
+            owner: str | None = None, source: str = DEFAULT_SOURCE, not_before: float | None = None) -> RunOutcome:
+    """Claim, run, time and record one scheduled slot of a job. Never raises.
+
+    Args:
+        name: the job's name (the ``job`` column).
+        scheduled_at: the slot's scheduled time, epoch seconds.
+        fn: ``fn(ctx)`` returning a report (a mapping, an object with ``as_dict()``, or
+            None); ``async def`` functions are run through ``async_runner``.
+        writer: records the claim and the outcome.
+        lease_store: the shared state store for the lease (None: the DB claim alone guards).
+        clock: measures lateness, duration and the deadline.
+        deadline_s: the longest the run may take.
+        grace_s: the latest a run may start after its slot (None: any lateness).
+        interval_s: the job's interval, to record slots nobody ran as missed.
+        not_before: record missed slots only from this time on (when this replica
+            started: earlier gaps are downtime, which the ``job_missed`` alert reports).
+        async_runner: how async jobs run (default: `clock_runner`).
+        stop: set to abandon the run (shutdown).
+        owner: written into the lease (default: the writer's host).
+        source: the ``source`` column.
+
+    Returns:
+        The `RunOutcome`.
+    """
+    slot = round(float(scheduled_at), 3)
+    try:
+        return _run(name, slot, fn, writer=writer, lease_store=lease_store, clock=clock, deadline_s=deadline_s,
+                    grace_s=grace_s, interval_s=interval_s, async_runner=async_runner or clock_runner(clock),
+                    stop=stop or threading.Event(), owner=owner or writer.host, source=source,
+                    not_before=not_before)
+    except Exception as exc:  # noqa: BLE001 - the wrapper must never take the scheduler down
+        log.exception("collector job %s (slot %.3f): the run wrapper failed", name, slot)
+        return RunOutcome(name, slot, "failed", error=_one_line(exc))
+
+
+def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_store: StateStore | None, clock: Clock,
+         deadline_s: float, grace_s: float | None, interval_s: float | None, async_runner: AsyncRunner,
+         stop: threading.Event, owner: str, source: str, not_before: float | None) -> RunOutcome:
+    now = clock.now()
+    lateness = now - slot
+    leased = _take_lease(lease_store, name, slot, now=now, ttl=deadline_s + (grace_s or 0.0) + LEASE_MARGIN_S,
+                         owner=owner)
+    if leased is False:
+        return RunOutcome(name, slot, NOT_CLAIMED, lateness)
+    try:
+        claimed: bool | None = writer.claim_run(name, slot, source=source)
+    except StoreError as exc:
+        log.warning("collector job %s: cannot claim slot %.3f in the metrics DB (%s); "
+                    "the lease alone guards it and this run goes unrecorded", name, slot, exc)
+        claimed = None
+    if claimed is False:
+        return RunOutcome(name, slot, NOT_CLAIMED, lateness)
+    if claimed is None and leased is None:
+        log.error("collector job %s: slot %.3f not run: neither the state store nor the metrics DB "
+                  "answered, so nothing stops another replica from running it too", name, slot)
+        return RunOutcome(name, slot, NOT_RUN, lateness)
+    if claimed and interval_s:
+        _record_missed(writer, name, slot, interval_s, now=now, source=source, not_before=not_before)
+
+    if grace_s is not None and lateness > grace_s:
+        error = f"missed: started {lateness:.3f}s after its slot (grace {grace_s:g}s)"
+        return _finish(writer, name, slot, "skipped", lateness, 0.0, error, None, claimed is True, source)
+
+    start = clock.now()
+    ctx = JobContext(job=name, scheduled_at=slot, started_at=start, deadline_at=start + deadline_s, clock=clock,
+                     stop=stop)
+    report: Mapping[str, Any] | None = None
+    error: str | None = None
+    try:
+        report = _as_report(_execute(fn, ctx, deadline_s, async_runner, stop))
+        outcome = "ok"
+        took = clock.now() - start
+        if took > deadline_s:
+            outcome, error = "timed_out", f"finished after {took:.3f}s, past its deadline of {deadline_s:g}s"
+    except SkipRun as exc:
+        outcome, error = "skipped", str(exc) or "skipped"
+    except DeadlineExceeded as exc:
+        outcome, error = "timed_out", f"timed out: {exc}"
+    except Interrupted as exc:
+        outcome, error = "failed", f"interrupted: {exc}"
+    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - a job's failure is data
+        outcome, error = "failed", _one_line(exc)
+        log.warning("collector job %s (slot %.3f) failed: %s", name, slot, error, exc_info=exc)
+    return _finish(writer, name, slot, outcome, lateness, clock.now() - start, error, report, claimed is True, source)
+
+
+def _execute(fn: JobFn, ctx: JobContext, deadline_s: float, async_runner: AsyncRunner,
+             stop: threading.Event) -> Any:
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "func", None)):
+        backstop = deadline_s + 1.0  # asyncio.timeout fires first; this catches a job that ignores cancellation
+        return async_runner(_bounded(fn, ctx, deadline_s), stop=stop, backstop_s=backstop)
+    return _in_thread(fn, ctx, deadline_s, stop)
+
+
+async def _bounded(fn: Callable[[JobContext], Awaitable[Any]], ctx: JobContext, deadline_s: float) -> Any:
+    cm = asyncio.timeout(deadline_s)
+    try:
+        async with cm:
+            return await fn(ctx)
+    except TimeoutError:
+        if cm.expired():  # ours, not a TimeoutError the job raised itself
+            raise DeadlineExceeded(f"past its deadline of {deadline_s:g}s") from None
+        raise
+
+
+def _in_thread(fn: JobFn, ctx: JobContext, deadline_s: float, stop: threading.Event) -> Any:
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            result = fn(ctx)
+            box["result"] = result
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting wrapper
+            box["error"] = exc
+        finally:
+            done.set()
+
+    # A thread of its own (daemon): a hung job can be left behind without holding up
+    # the scheduler's pool or the process exit.
+    threading.Thread(target=target, name=f"job-{ctx.job}", daemon=True).start()
+    until = time.monotonic() + deadline_s
+    while not done.wait(_POLL_S):
+        if stop.is_set():
+            raise Interrupted("the collector is shutting down")
+        if time.monotonic() > until:
+            raise DeadlineExceeded(f"still running after {deadline_s:g}s; left running in the background")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _take_lease(store: StateStore | None, name: str, slot: float, *, now: float, ttl: float,
+                owner: str) -> bool | None:
+    """True: ours; False: another replica's; None: no store or it did not answer."""
+    if store is None:
+        return None
+    try:
+        return store.add(lease_key(name, slot), owner.encode(), now=now, ttl=ttl)
+    except StoreError as exc:
+        log.warning("collector job %s: state store unavailable for the lease (%s); the DB claim alone guards "
+                    "slot %.3f", name, exc, slot)
+        return None
+
+
+def _finish(writer: MetricsWriter, name: str, slot: float, outcome: str, lateness: float, duration: float,
+            error: str | None, report: Mapping[str, Any] | None, claimed: bool, source: str) -> RunOutcome:
+    recorded = False
+    if claimed:
+        try:
+            try:
+                recorded = writer.finish_run(name, slot, outcome=outcome, error=error, report=report, source=source)
+            except ValueError as exc:  # the report is not JSON: keep the outcome, say why
+                recorded = writer.finish_run(name, slot, outcome=outcome, error=error,
+                                             report={"unrecordable_report": str(exc)}, source=source)
+        except StoreError as exc:
+            log.warning("collector job %s: ran (%s) but could not record its end: %s", name, outcome, exc)
+    log.info("collector job %s slot %.3f: %s in %.3fs (late %.3fs)%s", name, slot, outcome, duration, lateness,
+             f": {error}" if error else "")
+    return RunOutcome(name, slot, outcome, lateness, duration, error, report, recorded)
+
+
+def _record_missed(writer: MetricsWriter, name: str, slot: float, interval_s: float, *, now: float,
+                   source: str, not_before: float | None) -> int:
+    """Record grid slots between the newest recorded run and ``slot`` as missed (at most `MAX_BACKFILL`)."""
+    t = m.JOB_RUNS
+    lo = slot - (MAX_BACKFILL + 1) * interval_s
+    if not_before is not None:
+        lo = max(lo, not_before)
+    try:
+        with writer.engine.connect() as conn:
+            latest = conn.execute(select(func.max(t.c.scheduled_at)).where(
+                t.c.job == name, t.c.source == source, t.c.scheduled_at >= lo, t.c.scheduled_at < slot - 0.0005,
+            )).scalar()
+        if latest is None:
+            return 0  # a first start, or an outage longer than the backfill window: nothing to compare with
+        missed = 0
+        s = slot_of(float(latest), interval_s) + interval_s
+        while s < slot - 0.0005 and missed < MAX_BACKFILL:
+            run = JobRun(name, s, started_at=max(now, s), outcome="skipped", host=writer.host, source=source,
+                         error="missed: no replica started this run")
+            missed += writer.record_run(run)
+            s = round(s + interval_s, 3)
+        if missed:
+            log.warning("collector job %s: %d run(s) before slot %.3f were missed by every replica", name, missed, slot)
+        return missed
+    except StoreError as exc:
+        log.warning("collector job %s: could not check for missed runs: %s", name, exc)
+        return 0
+
+
+def close_abandoned(engine: Engine, *, now: float, deadlines: Mapping[str, float], margin_s: float = LEASE_MARGIN_S,
+                    source: str = DEFAULT_SOURCE) -> int:
+    """Mark runs still ``running`` well past their deadline as failed: their replica died.
+
+    Args:
+        deadlines: per job, its deadline in seconds (jobs not listed are left alone).
+        margin_s: extra time before a run counts as abandoned.
+
+    Returns:
+        How many runs were closed.
+    """
+    t = m.JOB_RUNS
+    closed = 0
+    with engine.begin() as conn:
+        for job, deadline in deadlines.items():
+            closed += max(0, conn.execute(
+                update(t).where(t.c.job == job, t.c.source == source, t.c.outcome == "running",
+                                t.c.started_at < now - deadline - margin_s)
+                .values(outcome="failed", finished_at=now,
+                        error="abandoned: the run never recorded its end (its replica died?)")).rowcount)
+    return closed
+
+
+def _as_report(result: Any) -> Mapping[str, Any] | None:
+    if result is None:
+        return None
+    if isinstance(result, Mapping):
+        return result
+    as_dict = getattr(result, "as_dict", None)
+    if callable(as_dict):
+        out = as_dict()
+        return out if isinstance(out, Mapping) else {"result": out}
+    return {"result": result}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,279 @@
+"""Wiring only: open what the jobs share, bind each job to it, hand the jobs to APScheduler.
+
+Every replica runs its own ``BlockingScheduler`` with an in-memory job store (a
+shared APScheduler job store cannot serve several schedulers). Triggers are
+``IntervalTrigger``\\ s whose start is the epoch, so every replica computes the same
+slots; `collectors.runs.run_job` makes each slot run once across them. APScheduler's
+own misfire handling is off (``misfire_grace_time=None``): the wrapper records a late
+run as skipped, which APScheduler would only have logged. ``coalesce=True`` and
+``max_instances=1`` keep one run of a job per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine
+
+from collectors import alerts, jobs
+from collectors.runs import AsyncRunner, JobFn, LoopThread, RunOutcome, SkipRun, run_job, slot_of
+from collectors.webhook import Webhook
+from scaling.appdb.engine import make_engine
+from scaling.clock import Clock, StoreTimeClock, SystemClock
+from scaling.metrics.db import open_metrics_db
+from scaling.metrics.writer import MetricsWriter
+from scaling.settings import UPSTREAMS, Settings
+from scaling.store import StateStore, open_store
+
+__all__ = ["DEFAULT_JOBS", "EXTRA_JOBS", "Collectors", "JobSpec", "Resources", "job_specs", "open_resources"]
+
+log = logging.getLogger("headroom.collectors")
+
+#: Jobs scheduled by default, with their `Settings.collector_intervals` entry.
+DEFAULT_JOBS: tuple[str, ...] = ("prewarm", "cleanup", "headroom", "db_stats", "cache_stats", "cost_rollup",
+                                 "retention", "alerts")
+#: Jobs that run only when named (``--jobs heartbeat``), with their default interval.
+EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0}
+#: Intervals below this are refused: slots are keyed to the millisecond.
+MIN_INTERVAL_S = 0.05
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One scheduled job: its bound function and its timing (seconds)."""
+
+    name: str
+    fn: JobFn
+    interval_s: float
+    deadline_s: float
+    grace_s: float
+
+
+@dataclass
+class Resources:
+    """What the jobs of one process share; `close` releases it."""
+
+    settings: Settings
+    clock: Clock
+    store: StateStore
+    metrics_engine: Engine
+    app_engine: Engine
+    writer: MetricsWriter
+    services: Any = None
+    notifier: Webhook | None = None
+    loop: LoopThread | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def limiters(self) -> list[Any]:
+        """The services' limiters, else one per upstream on the shared store."""
+        found = getattr(self.services, "limiters", None)
+        if found:
+            return list(found.values()) if isinstance(found, Mapping) else list(found)
+        from scaling.rate_limit import RateLimiter
+
+        return [RateLimiter.from_settings(self.store, self.settings, up, clock=self.clock) for up in UPSTREAMS]
+
+    def cache(self) -> Any:
+        """The services' cache, else one on the shared store (`SkipRun` in a build without one)."""
+        found = getattr(self.services, "cache", None)
+        if found is not None:
+            return found
+        try:
+            from scaling.cache import Cache  # type: ignore[attr-defined]
+        except ImportError:
+            raise SkipRun("scaling.cache is not available in this build") from None
+        return Cache(self.store, clock=self.clock)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                log.debug("closing a collector resource failed: %s", exc)
+
+
+def host_id() -> str:
+    """Who claimed a run: host and process, so replicas on one host are told apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_resources(settings: Settings, *, clock: Clock | None = None, host: str | None = None,
+                   async_loop: bool = True) -> Resources:
+    """Open the state store, both databases, the services and the webhook.
+
+    Raises:
+        ConfigurationError: a URL is malformed.
+        StoreError: the state store cannot be reached.
+    """
+    clock = clock or SystemClock()
+    store = open_store(settings.state_url, settings.state_namespace)
+    metrics_engine = open_metrics_db(settings.metrics_db_url)
+    app_engine = make_engine(settings.app_db_url)
+    res = Resources(settings=settings, clock=clock, store=store, metrics_engine=metrics_engine, app_engine=app_engine,
+                    writer=MetricsWriter(metrics_engine, clock=clock, host=host or host_id()))
+    res._closers += [store.close, metrics_engine.dispose, app_engine.dispose]
+    if async_loop:
+        res.loop = LoopThread()
+        res._closers.append(res.loop.close)
+    res.services = _open_services(settings, store=store, writer=res.writer)
+    if res.services is not None and res.loop is not None:
+        loop = res.loop.loop
+        res._closers.append(lambda: asyncio.run_coroutine_threadsafe(res.services.aclose(), loop).result(5.0))
+    if settings.alert_webhook_url:
+        res.notifier = Webhook(settings.alert_webhook_url)
+        res._closers.append(res.notifier.close)
+    return res
+
+
+def _open_services(settings: Settings, *, store: StateStore, writer: MetricsWriter) -> Any:
+    """`scaling.services.Services` on the shared store, AI usage to the metrics DB (None in a build without it).
+
+    Its limiters and clients run on the store's clock, as in every other process that
+    shares them, so limiter state is stamped on one timeline across hosts.
+    """
+    try:
+        from scaling.ai_costs import MetricsSink
+        from scaling.services import Services
+    except ImportError:
+        return None
+    clock = SystemClock() if store.backend == "memory" else StoreTimeClock(store.time)
+    return Services(settings, clock=clock, store=store, usage_sink=MetricsSink(writer))
+
+
+def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFAULT_JOBS, scale: float = 1.0,
+              intervals: Mapping[str, float] | None = None, heartbeat_work_s: float = 0.0) -> list[JobSpec]:
+    """Bind each named job to the shared resources, with its interval, deadline and grace.
+
+    Args:
+        names: jobs to schedule (`DEFAULT_JOBS` and `EXTRA_JOBS`).
+        scale: multiplies every configured interval (0.05 runs every job 20x as often).
+        intervals: explicit seconds per job, not scaled (wins over settings and scale).
+        heartbeat_work_s: how long the heartbeat job works (tests kill a replica mid-run).
+
+    Raises:
+        ValueError: an unknown job name or an interval under `MIN_INTERVAL_S`.
+    """
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in DEFAULT_JOBS and n not in EXTRA_JOBS]
+    if unknown:
+        raise ValueError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join([*DEFAULT_JOBS, *EXTRA_JOBS])}")
+    timings: dict[str, alerts.JobTiming] = {}
+    for name in names:
+        explicit = (intervals or {}).get(name)
+        base = settings.collector_intervals.get(name, EXTRA_JOBS.get(name, 60.0))
+        interval = round(explicit if explicit is not None else base * scale, 3)
+        if interval < MIN_INTERVAL_S:
+            raise ValueError(f"job {name}: interval {interval:g}s is under the minimum of {MIN_INTERVAL_S:g}s")
+        # A run ends before the next slot starts: the Worker's 30 s, or the interval if shorter.
+        deadline = min(settings.cron_deadline_s, interval)
+        timings[name] = alerts.JobTiming(interval_s=interval, deadline_s=deadline, grace_s=interval / 2)
+
+    budgets = {p: b for p in UPSTREAMS if (b := settings.upstream(p).monthly_budget_usd)}
+    rules = alerts.default_rules(scale)
+
+    def evidence(now: float) -> alerts.Evidence:
+        return alerts.Evidence(res.metrics_engine, now, jobs=timings, db_limit_bytes=settings.db_limit_bytes,
+                               budgets=budgets, scale=scale, default_deadline_s=settings.cron_deadline_s)
+
+    def bind(name: str) -> JobFn:
+        if name == "prewarm":
+            return functools.partial(jobs.prewarm_job, settings=settings, store=res.store, services=res.services)
+        if name == "cleanup":
+            from scaling.appdb.cleanup import Retention
+
+            return functools.partial(jobs.cleanup_job, app_engine=res.app_engine, writer=res.writer,
+                                     retention=Retention.from_settings(settings))
+        if name == "headroom":
+            return functools.partial(_with_limiters, res=res)
+        if name == "db_stats":
+            return functools.partial(jobs.db_stats_job, app_engine=res.app_engine, writer=res.writer,
+                                     active_window_s=settings.prewarm_active_window_s)
+        if name == "cache_stats":
+            return functools.partial(_with_cache, res=res)
+        if name == "cost_rollup":
+            return functools.partial(jobs.cost_rollup_job, metrics_engine=res.metrics_engine, budgets=budgets)
+        if name == "retention":
+            return functools.partial(jobs.retention_job, metrics_engine=res.metrics_engine, store=res.store)
+        if name == "alerts":
+            return functools.partial(jobs.alerts_job, rules=rules, evidence=evidence, writer=res.writer,
+                                     store=res.store, notifier=res.notifier, every_s=timings[name].interval_s)
+        return functools.partial(jobs.heartbeat_job, store=res.store, work_s=heartbeat_work_s)
+
+    return [JobSpec(n, bind(n), t.interval_s, t.deadline_s, t.grace_s) for n, t in timings.items()]
+
+
+def _with_limiters(ctx: Any, *, res: Resources) -> dict[str, Any]:
+    return jobs.headroom_job(ctx, limiters=res.limiters, store=res.store, writer=res.writer)
+
+
+def _with_cache(ctx: Any, *, res: Resources) -> dict[str, Any]:
+    return jobs.cache_stats_job(ctx, cache=res.cache(), store=res.store, writer=res.writer)
+
+
+class Collectors:
+    """The process's jobs: fire one slot, run each once, or schedule them all.
+
+    Args:
+        specs: the bound jobs.
+        res: the shared resources (writer, store, clock, event loop).
+        stop: set to stop scheduling and abandon runs in flight.
+        wall: the scheduler's clock, which slots are computed from (APScheduler's).
+    """
+
+    def __init__(self, specs: Iterable[JobSpec], res: Resources, *, stop: threading.Event | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.res = res
+        self.stop = stop or threading.Event()
+        self.wall = wall
+        self.outcomes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._runner: AsyncRunner | None = res.loop
+        self.started = wall()
+
+    def fire(self, name: str, scheduled_at: float | None = None) -> RunOutcome:
+        """Run the current slot of a job (what the scheduler calls)."""
+        spec = self.specs[name]
+        slot = slot_of(self.wall(), spec.interval_s) if scheduled_at is None else scheduled_at
+        outcome = run_job(name, slot, spec.fn, writer=self.res.writer, lease_store=self.res.store, clock=self.res.clock,
+                          deadline_s=spec.deadline_s, grace_s=spec.grace_s if scheduled_at is None else None,
+                          interval_s=spec.interval_s if scheduled_at is None else None,
+                          async_runner=self._runner, stop=self.stop, not_before=self.started)
+        with self._lock:
+            self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
+        return outcome
+
+    def run_once(self) -> list[RunOutcome]:
+        """Run every job once now, one after another (``--once``)."""
+        out = []
+        for name in self.specs:
+            if self.stop.is_set():
+                break
+            out.append(self.fire(name, scheduled_at=round(self.res.clock.now(), 3)))
+        return out
+
+    def scheduler(self) -> Any:
+        """A BlockingScheduler with every job on an epoch-aligned interval trigger."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        sched = BlockingScheduler(
+            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        for spec in self.specs.values():
+            sched.add_job(self.fire, IntervalTrigger(seconds=spec.interval_s, start_date=_EPOCH, timezone=timezone.utc),
+                          args=[spec.name], id=spec.name, name=spec.name, replace_existing=True)
+        return sched

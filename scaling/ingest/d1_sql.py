@@ -1,0 +1,458 @@
+"""Read a ``wrangler d1 export`` dump (SQLite SQL) without executing it.
+
+`iter_statements` splits a dump into statements as it streams, byte-wise (every SQL
+delimiter is ASCII and UTF-8 never puts ASCII bytes inside a multi-byte character):
+semicolons inside ``'strings'``, ``"identifiers"``, comments and ``CREATE TRIGGER
+... BEGIN ... END`` bodies do not end a statement. `parse_statement` then reads one
+statement into a `SqlStatement`: its kind and table, and for ``INSERT`` the column
+list and rows as Python values. It understands SQLite's literal syntax and evaluates
+the few functions ``.dump`` writes (``replace()``, ``char()``, ``unistr()``).
+Nothing here executes SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+__all__ = ["DumpSyntaxError", "RawStatement", "SqlStatement", "iter_statements", "parse_statement"]
+
+CHUNK_BYTES = 1024 * 1024
+#: D1 rows are at most 2 MB; a statement this big is not from a D1 export.
+MAX_STATEMENT_BYTES = 64 * 1024 * 1024
+
+_SPECIAL = re.compile(rb"['\";`\[]|--|/\*")
+_CLOSERS = {b"'": b"'", b'"': b'"', b"`": b"`", b"[": b"]"}
+_TRIGGER = re.compile(rb"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b", re.IGNORECASE)
+_ENDS_WITH_END = re.compile(rb"\bEND\s*$", re.IGNORECASE)
+
+
+class DumpSyntaxError(ValueError):
+    """A statement this reader cannot interpret (reported, never executed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawStatement:
+    """One statement's text and where it starts (byte offset, 1-based line)."""
+
+    text: bytes
+    offset: int
+    line: int
+
+
+def iter_statements(stream: BinaryIO, *, start: int = 0, stop: int | None = None, line: int = 1,
+                    chunk_bytes: int = CHUNK_BYTES, max_statement_bytes: int = MAX_STATEMENT_BYTES,
+                    ) -> Iterator[RawStatement]:
+    """Statements of a SQL dump, streaming, with bounded memory.
+
+    Args:
+        stream: the dump, opened in binary mode (seekable when ``start`` is not 0).
+        start: byte offset to begin at (a statement boundary); ``line`` is its line number.
+        stop: byte offset to end at (a statement boundary), or None for the end of the file.
+        chunk_bytes: bytes per read.
+        max_statement_bytes: a longer statement raises `DumpSyntaxError`.
+
+    Raises:
+        DumpSyntaxError: a statement exceeds ``max_statement_bytes``.
+    """
+    if start:
+        stream.seek(start)
+    remaining = None if stop is None else stop - start
+    buf = b""
+    base_offset, base_line = start, line  # offset and line of buf[0]
+    stmt = 0  # where the current statement starts in buf
+    pos = 0
+    eof = False
+
+    def fill(want: int) -> None:
+        nonlocal buf, base_offset, base_line, stmt, pos, eof, remaining
+        base_line += buf.count(b"\n", 0, stmt)
+        base_offset += stmt
+        buf, pos = buf[stmt:], pos - stmt
+        stmt = 0
+        if remaining is not None:
+            want = min(want, remaining)
+        data = stream.read(want) if want > 0 else b""
+        if remaining is not None:
+            remaining -= len(data)
+        if not data:
+            eof = True
+        buf += data
+
+    def emit(end: int) -> RawStatement | None:
+        text = buf[stmt:end]
+        stripped = text.lstrip()
+        if not stripped.strip(b"; \t\r\n"):
+            return None
+        lead = len(text) - len(stripped)
+        return RawStatement(stripped.rstrip(), base_offset + stmt + lead,
+                            base_line + buf.count(b"\n", 0, stmt + lead))
+
+    while True:
+        if len(buf) - stmt > max_statement_bytes:
+            raise DumpSyntaxError(f"statement at byte {base_offset + stmt:,} is longer than "
+                                  f"{max_statement_bytes:,} bytes")
+        match = _SPECIAL.search(buf, pos)
+        if match is None:
+            if eof:
+                found = emit(len(buf))
+                if found is not None:
+                    yield found
+                return
+            pos = max(pos, len(buf) - 1)  # a '-' or '/' at the very end may start a comment
+            fill(max(chunk_bytes, len(buf) - stmt))
+            continue
+        token, at = match.group(), match.start()
+        if token == b";":
+            if _TRIGGER.match(buf, stmt) and not _ENDS_WITH_END.search(buf[stmt:at]):
+                pos = match.end()
+                continue
+            found = emit(match.end())
+            stmt = pos = match.end()
+            if found is not None:
+                yield found
+            continue
+        end = _close(buf, token, match.end(), eof)
+        if end is None:  # the quote or comment runs past the buffer: read on and look again
+            pos = at
+            fill(max(chunk_bytes, len(buf) - stmt))
+            continue
+        pos = end
+
+
+def _close(buf: bytes, token: bytes, start: int, eof: bool) -> int | None:
+    """Index just after the quote or comment opened by ``token``; None if it may continue past ``buf``."""
+    if token == b"--":
+        k = buf.find(b"\n", start)
+        return (k + 1 if k >= 0 else len(buf)) if k >= 0 or eof else None
+    if token == b"/*":
+        k = buf.find(b"*/", start)
+        return (k + 2 if k >= 0 else len(buf)) if k >= 0 or eof else None
+    closer = _CLOSERS[token]
+    j = start
+    while True:
+        k = buf.find(closer, j)
+        if k < 0:
+            return len(buf) if eof else None
+        if token == b"[":
+            return k + 1
+        if k + 1 == len(buf) and not eof:
+            return None  # a doubled quote may straddle the read
+        if buf[k + 1:k + 2] == closer:
+            j = k + 2
+            continue
+        return k + 1
+
+
+# --- one statement ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<skip>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<blob>[xX]'(?P<hex>[^']*)')
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<qid>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<num>0[xX][0-9A-Fa-f]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<punct>[-+(),;.*=<>!|/%~&])
+  | (?P<bad>.)
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # word, ident (quoted), str, blob, num, punct
+    value: Any
+    upper: str = ""
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "skip":
+            continue
+        raw = m.group()
+        if kind == "word":
+            out.append(_Tok("word", raw, raw.upper()))
+        elif kind == "str":
+            out.append(_Tok("str", raw[1:-1].replace("''", "'")))
+        elif kind == "blob":
+            hexdigits = m.group("hex")
+            try:
+                out.append(_Tok("blob", bytes.fromhex(hexdigits)))
+            except ValueError:
+                raise DumpSyntaxError(f"malformed blob literal X'{hexdigits[:20]}'") from None
+        elif kind == "qid":
+            q = raw[0]
+            inner = raw[1:-1]
+            out.append(_Tok("ident", inner if q == "[" else inner.replace(q * 2, q)))
+        elif kind == "num":
+            value: Any = int(raw, 16) if raw[:2] in ("0x", "0X") else (
+                float(raw) if any(c in raw for c in ".eE") else int(raw))
+            out.append(_Tok("num", value))
+        elif kind == "punct":
+            out.append(_Tok("punct", raw))
+        else:
+            raise DumpSyntaxError(f"unexpected character {raw!r}")
+    return out
+
+
+@dataclass
+class SqlStatement:
+    """What a dump statement is, for deciding whether to load it.
+
+    Attributes:
+        kind: e.g. ``"INSERT"``, ``"CREATE TABLE"``, ``"CREATE INDEX"``, ``"PRAGMA"``, ``"DELETE"``, ``"BEGIN"``.
+        table: the table it writes or defines, when there is one.
+        name: the index/trigger/view name for those statements, or the pragma name.
+        columns: an INSERT's column list (None: all columns, in table order); a CREATE TABLE's columns.
+        rows: an INSERT's rows of values.
+        conflict: an INSERT's ``OR REPLACE`` / ``OR IGNORE`` clause word, if any.
+    """
+
+    kind: str
+    table: str | None = None
+    name: str | None = None
+    columns: list[str] | None = None
+    rows: list[list[Any]] = field(default_factory=list)
+    conflict: str | None = None
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, ahead: int = 0) -> _Tok | None:
+        j = self.i + ahead
+        return self.toks[j] if j < len(self.toks) else None
+
+    def word(self, *options: str) -> str | None:
+        tok = self.peek()
+        if tok is not None and tok.kind == "word" and tok.upper in options:
+            self.i += 1
+            return tok.upper
+        return None
+
+    def expect_word(self, *options: str) -> str:
+        found = self.word(*options)
+        if found is None:
+            raise DumpSyntaxError(f"expected {' or '.join(options)}, found {self._show()}")
+        return found
+
+    def punct(self, char: str) -> bool:
+        tok = self.peek()
+        if tok is not None and tok.kind == "punct" and tok.value == char:
+            self.i += 1
+            return True
+        return False
+
+    def expect_punct(self, char: str) -> None:
+        if not self.punct(char):
+            raise DumpSyntaxError(f"expected {char!r}, found {self._show()}")
+
+    def name(self) -> str:
+        """An identifier, schema-qualified or not (the schema is dropped: dumps only use main)."""
+        tok = self.peek()
+        if tok is None or tok.kind not in ("word", "ident", "str"):
+            raise DumpSyntaxError(f"expected a name, found {self._show()}")
+        self.i += 1
+        if self.punct("."):
+            return self.name()
+        return str(tok.value)
+
+    def _show(self) -> str:
+        tok = self.peek()
+        return "the end of the statement" if tok is None else repr(tok.value)
+
+    def at_end(self) -> bool:
+        while self.punct(";"):
+            pass
+        return self.i >= len(self.toks)
+
+
+def parse_statement(text: str) -> SqlStatement:
+    """Read one statement of a dump.
+
+    Raises:
+        DumpSyntaxError: an INSERT or CREATE TABLE this reader cannot follow (other
+            statements only need their leading words).
+    """
+    p = _Parser(text)
+    first = p.peek()
+    if first is None:
+        return SqlStatement("EMPTY")
+    if first.kind != "word":
+        raise DumpSyntaxError(f"a statement cannot start with {first.value!r}")
+    verb = first.upper
+    if verb in ("INSERT", "REPLACE"):
+        return _insert(p)
+    if verb == "CREATE":
+        return _create(p)
+    p.i += 1
+    if verb == "PRAGMA":
+        return SqlStatement("PRAGMA", name=p.name() if p.peek() else None)
+    if verb in ("DELETE", "UPDATE", "DROP", "ALTER"):
+        kind = verb
+        if verb == "DELETE":
+            kind = "DELETE FROM" if p.word("FROM") else kind
+        elif verb in ("DROP", "ALTER"):
+            what = p.word("TABLE", "INDEX", "VIEW", "TRIGGER")
+            kind = f"{verb} {what}" if what else kind
+            if p.word("IF"):
+                p.word("EXISTS")
+        elif p.word("OR"):
+            p.word("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE")
+        name = p.name() if p.peek() else None
+        if kind in ("DROP INDEX", "DROP VIEW", "DROP TRIGGER"):
+            return SqlStatement(kind, name=name)
+        return SqlStatement(kind, table=name)
+    return SqlStatement(verb)
+
+
+def _create(p: _Parser) -> SqlStatement:
+    p.expect_word("CREATE")
+    p.word("TEMP", "TEMPORARY")
+    unique = p.word("UNIQUE")
+    what = p.word("TABLE", "INDEX", "VIEW", "TRIGGER", "VIRTUAL")
+    if what is None:
+        return SqlStatement("CREATE")
+    if what == "VIRTUAL":
+        p.expect_word("TABLE")
+        what = "VIRTUAL TABLE"
+    if p.word("IF"):
+        p.expect_word("NOT")
+        p.expect_word("EXISTS")
+    name = p.name()
+    if what == "INDEX":
+        p.expect_word("ON")
+        return SqlStatement("CREATE UNIQUE INDEX" if unique else "CREATE INDEX", table=p.name(), name=name)
+    if what in ("VIEW", "TRIGGER", "VIRTUAL TABLE"):
+        return SqlStatement(f"CREATE {what}", name=name, table=name if what == "VIRTUAL TABLE" else None)
+    if not p.punct("("):
+        return SqlStatement("CREATE TABLE", table=name)  # CREATE TABLE ... AS SELECT: no column list
+    columns: list[str] = []
+    while True:
+        tok = p.peek()
+        if tok is None:
+            raise DumpSyntaxError(f"CREATE TABLE {name}: the column list never closes")
+        if not (tok.kind == "word" and tok.upper in ("CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN")):
+            columns.append(p.name())
+        depth = 0
+        while True:  # skip the rest of this column or constraint definition
+            tok = p.peek()
+            if tok is None:
+                raise DumpSyntaxError(f"CREATE TABLE {name}: the column list never closes")
+            if tok.kind == "punct" and tok.value == "(":
+                depth += 1
+            elif tok.kind == "punct" and tok.value == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif tok.kind == "punct" and tok.value == "," and depth == 0:
+                break
+            p.i += 1
+        if p.punct(")"):
+            return SqlStatement("CREATE TABLE", table=name, columns=columns)
+        p.expect_punct(",")
+
+
+def _insert(p: _Parser) -> SqlStatement:
+    conflict = None
+    if p.word("REPLACE"):
+        conflict = "REPLACE"
+    else:
+        p.expect_word("INSERT")
+        if p.word("OR"):
+            conflict = p.expect_word("REPLACE", "IGNORE", "ABORT", "FAIL", "ROLLBACK")
+    p.expect_word("INTO")
+    table = p.name()
+    if p.word("AS"):
+        p.name()
+    columns = None
+    if p.punct("("):
+        columns = [p.name()]
+        while p.punct(","):
+            columns.append(p.name())
+        p.expect_punct(")")
+    if p.word("DEFAULT"):
+        p.expect_word("VALUES")
+        rows: list[list[Any]] = [[]]
+    else:
+        p.expect_word("VALUES")
+        rows = [_row(p)]
+        while p.punct(","):
+            rows.append(_row(p))
+    if not p.at_end():
+        raise DumpSyntaxError(f"INSERT INTO {table}: unexpected {p._show()} after the values (upsert clauses "
+                              "and SELECTs are not loaded)")
+    for row in rows:
+        if columns is not None and row and len(row) != len(columns):
+            raise DumpSyntaxError(f"INSERT INTO {table}: {len(row)} values for {len(columns)} columns")
+    return SqlStatement("INSERT", table=table, columns=columns, rows=rows, conflict=conflict)
+
+
+def _row(p: _Parser) -> list[Any]:
+    p.expect_punct("(")
+    values = [_value(p)]
+    while p.punct(","):
+        values.append(_value(p))
+    p.expect_punct(")")
+    return values
+
+
+def _value(p: _Parser) -> Any:
+    sign = 1
+    while True:
+        if p.punct("-"):
+            sign = -sign
+        elif not p.punct("+"):
+            break
+    tok = p.peek()
+    if tok is None:
+        raise DumpSyntaxError("a value is missing at the end of the statement")
+    p.i += 1
+    if tok.kind == "num":
+        return sign * tok.value
+    if sign != 1:
+        raise DumpSyntaxError(f"cannot negate {tok.value!r}")
+    if tok.kind in ("str", "blob"):
+        return tok.value
+    if tok.kind == "word":
+        if tok.upper == "NULL":
+            return None
+        if tok.upper in ("TRUE", "FALSE"):
+            return 1 if tok.upper == "TRUE" else 0
+        if tok.upper in ("INF", "INFINITY"):
+            return float("inf")
+        if p.punct("("):
+            args = [] if p.punct(")") else _args(p)
+            return _call(tok.upper, args)
+    raise DumpSyntaxError(f"not a literal value: {tok.value!r}")
+
+
+def _args(p: _Parser) -> list[Any]:
+    args = [_value(p)]
+    while p.punct(","):
+        args.append(_value(p))
+    p.expect_punct(")")
+    return args
+
+
+_UNISTR = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4})|(\\))")
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    """The functions SQLite's ``.dump`` writes into values; anything else is not loaded."""
+    if name == "REPLACE" and len(args) == 3 and all(isinstance(a, str) for a in args):
+        return args[0].replace(args[1], args[2]) if args[1] else args[0]
+    if name == "CHAR" and all(isinstance(a, int) for a in args):
+        try:
+            return "".join(chr(a) for a in args)
+        except (ValueError, OverflowError):
+            raise DumpSyntaxError(f"char() of an invalid code point in {args[:5]!r}") from None
+    if name == "UNISTR" and len(args) == 1 and isinstance(args[0], str):
+        return _UNISTR.sub(lambda m: "\\" if m.group(5) else chr(int(next(g for g in m.groups() if g), 16)), args[0])
+    raise DumpSyntaxError(f"function {name.lower()}() in a value is not loaded")

@@ -122,6 +122,7 @@ class SpotifyClient:
         self.clock: Clock = clock or SystemClock()
         self.app = app_key(self._id)
         self._token: tuple[str, float] | None = None  # (token, expires_at) in this process
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._batch_ok = True
 
     def __repr__(self) -> str:
@@ -130,9 +131,23 @@ class SpotifyClient:
     # -- token --------------------------------------------------------------------------
     async def token(self) -> str:
         """A valid bearer token: this process's copy, else the shared one, else a new one (single-flight)."""
-        now = self.clock.now()
-        if self._token and now < self._token[1] - TOKEN_MARGIN_S:
+        if self._token and self.clock.now() < self._token[1] - TOKEN_MARGIN_S:
             return self._token[0]
+        async with self._token_lock():  # one refresh per process; the cache makes it one across processes
+            if self._token and self.clock.now() < self._token[1] - TOKEN_MARGIN_S:
+                return self._token[0]
+            return await self._refresh_token()
+
+    def _token_lock(self) -> asyncio.Lock:
+        # One lock per event loop: a client may outlive the loop it was first used in (CLI, Streamlit).
+        loop = asyncio.get_running_loop()
+        if loop not in self._locks:
+            self._locks = {lp: lk for lp, lk in self._locks.items() if not lp.is_closed()}
+            self._locks[loop] = asyncio.Lock()
+        return self._locks[loop]
+
+    async def _refresh_token(self) -> str:
+        now = self.clock.now()
         if self.cache is not None:
             value = await self.cache.get_or_fetch("spotify:token", self.app, self._new_token)
         else:

@@ -5,7 +5,7 @@ process's flight for the key if there is one, else starts one. A flight first
 tries to take the key's lease (``add``, so exactly one flight across all processes
 wins); the winner (leader) runs the fetch in its own task, so no caller's
 cancellation can cancel it, stores the value, then releases the lease. Losers
-(followers) poll the value on the injected clock, 10 ms growing to 100 ms, and:
+(followers) poll the value on the injected clock, 10 ms growing to 50 ms, and:
 
 - get the leader's value as soon as it is stored;
 - get the leader's error (same class and message) or "not found" from a short
@@ -96,7 +96,7 @@ class Cache:
 
     def __init__(self, store: StateStore, *, clock: Clock | None = None,
                  families: Mapping[str, Family] | None = None, lease_ttl_s: float = 10.0,
-                 poll_initial_s: float = 0.01, poll_max_s: float = 0.1, wait_budget_s: float = 60.0,
+                 poll_initial_s: float = 0.01, poll_max_s: float = 0.05, wait_budget_s: float = 60.0,
                  flush_every_s: float = 1.0, touch_every_s: float = 60.0) -> None:
         if lease_ttl_s <= 0 or poll_initial_s <= 0 or poll_max_s < poll_initial_s or wait_budget_s <= 0:
             raise ConfigurationError("cache: lease_ttl_s, poll_initial_s, wait_budget_s must be positive and "

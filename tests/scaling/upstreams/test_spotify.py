@@ -202,3 +202,16 @@ def test_bad_ids_are_refused_before_any_call(clock: VirtualClock, bad: str) -> N
     with pytest.raises(ValueError, match="not a Spotify id"):
         run(clock, api, lambda s: s.spotify.albums(["ok1", bad]))
     assert api.requests == []
+
+
+def test_cold_token_is_fetched_once_even_without_a_cache(clock: VirtualClock) -> None:
+    """Without a shared cache, concurrent callers in one process still share one token request."""
+    api = spotify_api()
+    for n in range(30):
+        api.on("GET", f"/v1/albums/n{n}", album_json(f"n{n}"))
+
+    async def go(s: Any) -> list[Any]:
+        s.spotify.cache = None
+        return list(await asyncio.gather(*(s.spotify.album(f"n{n}") for n in range(30))))
+
+    assert len(run(clock, api, go)) == 30 and len(api.calls("/api/token")) == 1

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from scaling.capacity.forecast import forecast_db_bytes, forecast_monthly_ai_spend, forecast_users
@@ -196,8 +197,9 @@ def _latest_users(engine: Engine, now: float, source: str) -> Any:
         return conn.execute(stmt).first()
 
 
-def _epochs(column: Any) -> Any:
-    return column.map(lambda x: x.timestamp() if x is not None and x == x else math.nan).astype("float64")
+def _epochs(column: pd.Series) -> pd.Series:
+    return pd.Series([x.timestamp() if pd.notna(x) else math.nan for x in column], index=column.index,
+                     dtype="float64")
 
 
 def _breakers(engine: Engine, now: float, source: str) -> tuple[int, int, float | None, int]:

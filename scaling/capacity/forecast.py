@@ -1,6 +1,6 @@
 """Forecasts from the metrics DB: users, database bytes, rows per table and monthly AI spend.
 
-Each series is read as one point per day (the day's largest gauge value, or the
+Each series is read as one point per day (the day's last gauge sample, or the
 day's spend) over a trailing window, fitted with `scaling.capacity.trend.fit_trend`,
 and checked against its thresholds: the plan's user triggers, 80 % and 100 % of the
 DB limit, each provider's monthly budget. A threshold is ``reached`` when the latest
@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from scaling.capacity.trend import (
     DAY, BacktestResult, Crossing, InsufficientData, Prediction, Trend, backtest, crossing, fit_trend,
     predict_linear,
 )
 from scaling.capacity.triggers import TRIGGERS
+from scaling.metrics import models as m
 from scaling.metrics import queries as q
+from scaling.metrics.buckets import bucket_start
+from scaling.metrics.db import translate_errors
 
 if TYPE_CHECKING:
     from scaling.settings import Settings
@@ -172,13 +175,32 @@ def _one_source(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["source"] == newest]
 
 
-def _day_points(df: pd.DataFrame, column: str, now: float) -> tuple[np.ndarray, np.ndarray]:
-    """A daily bucket's largest gauge value belongs at the bucket's end (or ``now`` for today's)."""
+def _daily_last(engine: Engine, table: Any, columns: Sequence[str], since: float, until: float,
+                source: str | None, **equal: str) -> pd.DataFrame:
+    """The last sample of each UTC day (and source, and ``equal`` filter) in [since, until].
+
+    A real sample at its own time, unlike a bucket's max placed at the bucket's start,
+    which would skew a growing series' slope by up to a day.
+    """
+    t = table
+    where = [t.c.ts >= since, t.c.ts <= until, *(t.c[k] == v for k, v in equal.items())]
+    if source is not None:
+        where.append(t.c.source == source)
+    day = bucket_start(t.c.ts, int(DAY))
+    ranked = select(t.c.ts, t.c.source, *(t.c[c] for c in columns),
+                    func.row_number().over(partition_by=(t.c.source, day), order_by=(t.c.ts.desc(), t.c.id.desc()))
+                    .label("rn")).where(*where).subquery()
+    stmt = select(*(ranked.c[c] for c in ("ts", "source", *columns))).where(ranked.c.rn == 1).order_by(ranked.c.ts)
+    with translate_errors(engine, f"read {t.name}"), engine.connect() as conn:
+        result = conn.execute(stmt)
+        df = pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
+    return _one_source(df.astype({"ts": "float64"}))
+
+
+def _points(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     if df.empty:
         return np.empty(0), np.empty(0)
-    start = df["ts"].map(lambda ts: ts.timestamp()).to_numpy(dtype=np.float64)
-    ts = np.minimum(start + DAY, now)
-    return ts, pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+    return df["ts"].to_numpy(dtype=np.float64), pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
 
 
 def forecast_users(engine: Engine, *, now: float, window_days: int = 90,
@@ -189,8 +211,8 @@ def forecast_users(engine: Engine, *, now: float, window_days: int = 90,
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    df = _one_source(q.user_count_series(engine, now - window_days * DAY, now, source=source, bucket_s=int(DAY)))
-    ts, values = _day_points(df, "total", now)
+    df = _daily_last(engine, m.USER_COUNTS, ["total"], now - window_days * DAY, now, source)
+    ts, values = _points(df, "total")
     return forecast_series("users", ts, values, thresholds, now=now, unit="users", **fit_kwargs)
 
 
@@ -208,9 +230,8 @@ def forecast_db_bytes(engine: Engine, *, now: float, limit_bytes: int = q.D1_LIM
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    df = _one_source(q.db_growth(engine, now - window_days * DAY, now, source=source, table_name="*",
-                                 bucket_s=int(DAY)))
-    ts, values = _day_points(df, "bytes", now)
+    df = _daily_last(engine, m.DB_STATS, ["bytes"], now - window_days * DAY, now, source, table_name="*")
+    ts, values = _points(df, "bytes")
     marks = [(f"80% of {_size(limit_bytes)}", 0.8 * limit_bytes), (_size(limit_bytes), float(limit_bytes))]
     return forecast_series("db_bytes", ts, values, marks, now=now, unit="bytes", **fit_kwargs)
 
@@ -226,10 +247,15 @@ def forecast_rows_per_table(engine: Engine, *, now: float, window_days: int = 90
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    df = _one_source(q.db_growth(engine, now - window_days * DAY, now, source=source, bucket_s=int(DAY)))
     out: dict[str, SeriesForecast] = {}
-    for table, part in df[df["table_name"] != "*"].groupby("table_name", sort=True):
-        ts, values = _day_points(part, "rows", now)
+    since = now - window_days * DAY
+    t = m.DB_STATS
+    with translate_errors(engine, "read db_stats"), engine.connect() as conn:
+        names = conn.execute(select(t.c.table_name).distinct().where(
+            t.c.ts >= since, t.c.ts <= now, t.c.table_name != "*", *([t.c.source == source] if source else [])))
+        tables = sorted(str(n) for n in names.scalars())
+    for table in tables:
+        ts, values = _points(_daily_last(engine, t, ["rows"], since, now, source, table_name=table), "rows")
         marks = [(f"{thresholds[table]:,.0f} rows", thresholds[table])] if thresholds and table in thresholds else []
         out[str(table)] = forecast_series(f"rows:{table}", ts, values, marks, now=now, unit="rows", **fit_kwargs)
     return out

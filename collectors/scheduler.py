@@ -70,10 +70,29 @@ class Resources:
     metrics_engine: Engine
     app_engine: Engine
     writer: MetricsWriter
-    services: Any = None
     notifier: Webhook | None = None
     loop: LoopThread | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _services: Any = None
+    _services_built: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def services(self) -> Any:
+        """`scaling.services.Services`, built on first use (its HTTP clients cost a second to set up)."""
+        with self._lock:
+            if not self._services_built:
+                self._services_built = True
+                self._services = _open_services(self.settings, store=self.store, writer=self.writer)
+                if self._services is not None:
+                    self._closers.append(self._close_services)
+            return self._services
+
+    def _close_services(self) -> None:
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._services.aclose(), self.loop.loop).result(5.0)
+        else:
+            asyncio.run(self._services.aclose())
 
     @property
     def limiters(self) -> list[Any]:
@@ -127,10 +146,6 @@ def open_resources(settings: Settings, *, clock: Clock | None = None, host: str 
     if async_loop:
         res.loop = LoopThread()
         res._closers.append(res.loop.close)
-    res.services = _open_services(settings, store=store, writer=res.writer)
-    if res.services is not None and res.loop is not None:
-        loop = res.loop.loop
-        res._closers.append(lambda: asyncio.run_coroutine_threadsafe(res.services.aclose(), loop).result(5.0))
     if settings.alert_webhook_url:
         res.notifier = Webhook(settings.alert_webhook_url)
         res._closers.append(res.notifier.close)
@@ -189,7 +204,7 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
 
     def bind(name: str) -> JobFn:
         if name == "prewarm":
-            return functools.partial(jobs.prewarm_job, settings=settings, store=res.store, services=res.services)
+            return functools.partial(_prewarm, settings=settings, res=res)
         if name == "cleanup":
             from scaling.appdb.cleanup import Retention
 
@@ -212,6 +227,10 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
         return functools.partial(jobs.heartbeat_job, store=res.store, work_s=heartbeat_work_s)
 
     return [JobSpec(n, bind(n), t.interval_s, t.deadline_s, t.grace_s) for n, t in timings.items()]
+
+
+async def _prewarm(ctx: Any, *, settings: Settings, res: Resources) -> dict[str, Any]:
+    return await jobs.prewarm_job(ctx, settings=settings, store=res.store, services=res.services)
 
 
 def _with_limiters(ctx: Any, *, res: Resources) -> dict[str, Any]:
@@ -271,9 +290,9 @@ class Collectors:
         from apscheduler.triggers.interval import IntervalTrigger
 
         sched = BlockingScheduler(
-            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)})
         for spec in self.specs.values():
             sched.add_job(self.fire, IntervalTrigger(seconds=spec.interval_s, start_date=_EPOCH, timezone=timezone.utc),
-                          args=[spec.name], id=spec.name, name=spec.name, replace_existing=True)
+                          args=[spec.name], id=spec.name, name=spec.name, replace_existing=True,
+                          coalesce=True, max_instances=1, misfire_grace_time=None)
         return sched

@@ -61,7 +61,7 @@ def parse_recent_tracks(body: Any) -> RecentTracks:
     if root.has("track") and isinstance(root.data["track"], dict):  # one track: an object, not a list
         tracks = [root.obj("track")]
     else:
-        tracks = root.items("track", optional=True)
+        tracks = root.items("track")  # always present (maybe empty): missing is not "no scrobbles"
     attr = root.obj("@attr")
     return RecentTracks(user=attr.text("user"), tracks=tuple(_track(t) for t in tracks),
                         page=attr.integer("page", numeric_string=True),

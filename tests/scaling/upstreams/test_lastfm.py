@@ -87,6 +87,8 @@ def test_rate_limit_under_200_is_retried_after_a_cooldown(clock: VirtualClock) -
     ({"recenttracks": {"track": [], "@attr": {"user": "u", "page": "one", "perPage": "1", "totalPages": "1",
                                               "total": "1"}}}, r"page is the string 'one'"),
     ({"lfm": {"status": "ok"}}, r"\$\.recenttracks is missing"),
+    ({"recenttracks": {"@attr": {"user": "u", "page": "1", "perPage": "1", "totalPages": "1", "total": "1"}}},
+     r"\$\.recenttracks\.track is missing"),
 ])
 def test_malformed_bodies_name_the_field(clock: VirtualClock, body: dict[str, Any], where: str) -> None:
     """A body missing documented fields is a MalformedResponse naming Last.fm, the method and the field."""

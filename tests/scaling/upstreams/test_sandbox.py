@@ -152,16 +152,18 @@ def test_perplexity_and_songlink(clock: VirtualClock) -> None:
 @pytest.mark.parametrize("kind", ["truncated", "content_type", "missing_fields"])
 def test_corrupted_answers_become_malformed_errors(clock: VirtualClock, kind: str) -> None:
     """With every answer corrupted, clients raise MalformedResponse naming the upstream, never KeyError."""
-    config = SandboxConfig().with_faults(Faults(malformed_rate=1.0, malformed_kinds=(kind,)),
-                                         upstreams=("lastfm", "songlink", "perplexity"))
+    upstreams = ("spotify", "lastfm", "openai", "perplexity", "songlink")
+    config = SandboxConfig().with_faults(Faults(malformed_rate=1.0, malformed_kinds=(kind,)), upstreams=upstreams)
 
     async def go(s: Services, sb: Sandbox) -> list[Any]:
-        calls = [s.lastfm.recent_tracks(sb.population.names()[0]),
-                 s.songlink.links(f"https://open.spotify.com/album/{sb.catalog.ids[0]}"),
-                 s.perplexity.chat([{"role": "user", "content": "x"}])]
+        calls = [s.spotify.album(sb.catalog.ids[0]),
+                 s.lastfm.recent_tracks(sb.population.names()[0]),
+                 s.openai.respond("x", model="gpt-5.6-luna"),
+                 s.perplexity.chat([{"role": "user", "content": "x"}]),
+                 s.songlink.links(f"https://open.spotify.com/album/{sb.catalog.ids[0]}")]
         return list(await asyncio.gather(*calls, return_exceptions=True))
 
-    for result, upstream in zip(on_sandbox(clock, go, config), ("lastfm", "songlink", "perplexity")):
+    for result, upstream in zip(on_sandbox(clock, go, config), upstreams):
         if kind == "missing_fields" and not isinstance(result, Exception):
             continue  # an optional field was dropped: still a valid answer
         assert isinstance(result, MalformedResponse) and result.upstream == upstream

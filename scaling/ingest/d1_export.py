@@ -29,11 +29,11 @@ from typing import Any, BinaryIO
 from sqlalchemy import Engine, Integer, Table, Text, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from scaling.appdb.engine import first_line, translate_errors
 from scaling.appdb.models import metadata
-from scaling.ingest.d1_sql import DumpSyntaxError, RawStatement, SqlStatement, iter_statements, parse_statement
+from scaling.ingest.d1_sql import DumpSyntaxError, RawStatement, iter_statements, parse_statement
 
 __all__ = ["D1Report", "TableLoad", "load_d1_export"]
 
@@ -107,7 +107,8 @@ class D1Report:
             out.append("not executed: " + ", ".join(f"{what} ×{n:,}" if n > 1 else what for what, n in items))
         text = "; ".join(out) + "."
         if self.problems:
-            more = f" (+{self.problem_count - len(self.problems):,} more)" if self.problem_count > len(self.problems) else ""
+            hidden = self.problem_count - len(self.problems)
+            more = f" (+{hidden:,} more)" if hidden else ""
             text += "\nproblems" + more + ":\n  " + "\n  ".join(self.problems)
         return text
 
@@ -281,7 +282,7 @@ def _convert(table: str, names: list[str], values: list[Any], model_columns: dic
              report: D1Report, stmt: RawStatement) -> dict[str, Any] | None:
     """Values keyed by model column, converted as SQLite's affinity would; None if one cannot be."""
     row: dict[str, Any] = {}
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=True):  # lengths were checked by the caller
         column = model_columns.get(name.lower())
         if column is None:
             load.dropped_columns[name] += 1
@@ -338,13 +339,17 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], load: Ta
         stmt = (stmt.on_conflict_do_update(index_elements=key, set_=updates) if updates
                 else stmt.on_conflict_do_nothing(index_elements=key))
     try:
-        with conn.begin_nested():
+        if conn.dialect.name == "postgresql":
+            # An error aborts a PostgreSQL transaction; the savepoint confines it to this batch.
+            with conn.begin_nested():
+                conn.execute(stmt, rows)
+        else:
+            # SQLite undoes just the failing statement and the transaction goes on. (No SAVEPOINT:
+            # under pysqlite's implicit transactions its RELEASE would commit the whole load.)
             conn.execute(stmt, rows)
         load.loaded += len(rows)
         return
-    except (IntegrityError, DBAPIError) as exc:
-        if not isinstance(exc, IntegrityError) and len(rows) == 1:
-            raise
+    except (IntegrityError, DataError) as exc:
         if len(rows) > 1:
             for row in rows:  # find the rows the database refuses; keep the rest
                 _upsert(conn, table, [row], load, report)

@@ -27,6 +27,8 @@ _SPECIAL = re.compile(rb"['\";`\[]|--|/\*")
 _CLOSERS = {b"'": b"'", b'"': b'"', b"`": b"`", b"[": b"]"}
 _TRIGGER = re.compile(rb"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b", re.IGNORECASE)
 _ENDS_WITH_END = re.compile(rb"\bEND\s*$", re.IGNORECASE)
+# Whitespace and comments before a statement belong to no statement.
+_LEADING = re.compile(rb"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?(?:\*/|\Z))*", re.DOTALL)
 
 
 class DumpSyntaxError(ValueError):
@@ -50,6 +52,7 @@ def iter_statements(stream: BinaryIO, *, start: int = 0, stop: int | None = None
     Args:
         stream: the dump, opened in binary mode (seekable when ``start`` is not 0).
         start: byte offset to begin at (a statement boundary); ``line`` is its line number.
+            A seekable stream is positioned there first, wherever an earlier pass left it.
         stop: byte offset to end at (a statement boundary), or None for the end of the file.
         chunk_bytes: bytes per read.
         max_statement_bytes: a longer statement raises `DumpSyntaxError`.
@@ -57,7 +60,7 @@ def iter_statements(stream: BinaryIO, *, start: int = 0, stop: int | None = None
     Raises:
         DumpSyntaxError: a statement exceeds ``max_statement_bytes``.
     """
-    if start:
+    if start or stream.seekable():
         stream.seek(start)
     remaining = None if stop is None else stop - start
     buf = b""
@@ -83,10 +86,10 @@ def iter_statements(stream: BinaryIO, *, start: int = 0, stop: int | None = None
 
     def emit(end: int) -> RawStatement | None:
         text = buf[stmt:end]
-        stripped = text.lstrip()
+        lead = _LEADING.match(text).end()  # type: ignore[union-attr]  # the pattern matches empty
+        stripped = text[lead:]
         if not stripped.strip(b"; \t\r\n"):
             return None
-        lead = len(text) - len(stripped)
         return RawStatement(stripped.rstrip(), base_offset + stmt + lead,
                             base_line + buf.count(b"\n", 0, stmt + lead))
 
@@ -106,7 +109,8 @@ def iter_statements(stream: BinaryIO, *, start: int = 0, stop: int | None = None
             continue
         token, at = match.group(), match.start()
         if token == b";":
-            if _TRIGGER.match(buf, stmt) and not _ENDS_WITH_END.search(buf[stmt:at]):
+            lead = _LEADING.match(buf, stmt).end()  # type: ignore[union-attr]
+            if _TRIGGER.match(buf, lead) and not _ENDS_WITH_END.search(buf, lead, at):
                 pos = match.end()
                 continue
             found = emit(match.end())

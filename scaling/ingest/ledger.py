@@ -1,11 +1,11 @@
 """Write mapped tail events to the metrics DB exactly once per source.
 
-Each event has a key (a hash of its canonical JSON, `tail_metrics.event_key`). A batch
-is written in one transaction: look up which keys ``ingested_events`` already holds
-for the source, insert the new keys there, and insert every row the new events
-produce. The keys and the rows commit together, so an interrupted ingest never
-leaves rows without their key (counted twice on a rerun) or a key without its rows
-(lost). Cron runs also keep the job-runs table's own UNIQUE(job, scheduled_at, source).
+Each event has a key (`tail_metrics.event_key`). A batch is written in one
+transaction: insert the keys into ``ingested_events`` unless already there for the
+source, then insert every row the newly claimed events produce. The keys and the
+rows commit together, so an interrupted ingest never leaves rows without their key
+(counted twice on a rerun) or a key without its rows (lost). Cron runs also keep the
+job-runs table's own UNIQUE(job, scheduled_at, source).
 
 This writes rows itself rather than through `MetricsWriter.record` because the
 writer commits its own transaction, which cannot include the ledger insert.
@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from scaling.ingest.tail_metrics import MappedEvent
 from scaling.metrics import models as m
@@ -39,8 +38,6 @@ __all__ = ["LedgerWriter", "WriteResult"]
 
 #: Rows per INSERT statement (SQLite allows 32,766 bound values per statement).
 BATCH_ROWS = 2000
-#: Keys per ``IN (...)`` lookup.
-LOOKUP_KEYS = 900
 
 _TABLES: dict[type, Any] = {
     WorkerEvent: m.WORKER_EVENTS, HeadroomSample: m.HEADROOM_SAMPLES, TableStats: m.DB_STATS,
@@ -107,31 +104,27 @@ class LedgerWriter:
             unique.setdefault(event.key, event)
         if not unique:
             return WriteResult()
-        for attempt in range(3):
-            try:
-                with translate_errors(self.engine, "write ingested Worker metrics"), self.engine.begin() as conn:
-                    result = self._write(conn, unique)
-            except IntegrityError:
-                # Another ingester stored some of these keys between our lookup and insert: look again.
-                if attempt == 2:
-                    raise
-                continue
-            result.duplicates += len(batch) - len(unique)
-            return result
-        raise AssertionError("unreachable")
+        with translate_errors(self.engine, "write ingested Worker metrics"), self.engine.begin() as conn:
+            result = self._write(conn, unique)
+        result.duplicates += len(batch) - len(unique)
+        return result
 
     def _write(self, conn: Connection, unique: dict[str, MappedEvent]) -> WriteResult:
+        # Claim the keys first: INSERT ... ON CONFLICT DO NOTHING RETURNING tells which are new, and a
+        # concurrent ingester of the same capture waits on the same keys instead of racing past a lookup.
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         ledger = m.INGESTED_EVENTS
-        keys = list(unique)
-        stored: set[str] = set()
-        for i in range(0, len(keys), LOOKUP_KEYS):
-            stored.update(conn.execute(select(ledger.c.event_key).where(
-                ledger.c.source == self.source, ledger.c.event_key.in_(keys[i:i + LOOKUP_KEYS]))).scalars())
-        fresh = [event for key, event in unique.items() if key not in stored]
-        result = WriteResult(events=len(fresh), duplicates=len(stored))
+        # Sorted keys: concurrent transactions lock them in one order, so they wait rather than deadlock.
+        events = [unique[key] for key in sorted(unique)]
+        claimed: set[str] = set()
+        for i in range(0, len(events), BATCH_ROWS):
+            rows = [{"source": self.source, "event_key": e.key, "ts": e.event.ts} for e in events[i:i + BATCH_ROWS]]
+            stmt = dialect.insert(ledger).values(rows).on_conflict_do_nothing().returning(ledger.c.event_key)
+            claimed.update(conn.execute(stmt).scalars())
+        fresh = [e for e in unique.values() if e.key in claimed]  # rows in input order
+        result = WriteResult(events=len(fresh), duplicates=len(events) - len(fresh))
         if not fresh:
             return result
-        _insert_many(conn, ledger, [{"source": self.source, "event_key": e.key, "ts": e.event.ts} for e in fresh])
         by_table: dict[Any, list[dict[str, Any]]] = {}
         for e in fresh:
             by_table.setdefault(m.WORKER_EVENTS, []).append(_row(e.event))
@@ -140,11 +133,12 @@ class LedgerWriter:
         for table, rows in by_table.items():
             _insert_many(conn, table, rows)
             result.rows[table.name] += len(rows)
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         for e in fresh:
             if e.run is not None:
-                stmt = dialect.insert(m.JOB_RUNS).values(**_run_row(e.run)).on_conflict_do_nothing()
-                if conn.execute(stmt).rowcount == 1:
+                # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... RETURNING it has not fetched.
+                stmt = (dialect.insert(m.JOB_RUNS).values(**_run_row(e.run)).on_conflict_do_nothing()
+                        .returning(m.JOB_RUNS.c.id))
+                if conn.execute(stmt).first() is not None:
                     result.rows[m.JOB_RUNS.name] += 1
                 else:
                     result.duplicate_runs += 1

@@ -90,7 +90,8 @@ def event_key(data: Mapping[str, Any]) -> str:
     event is identified by its content: the hash of its canonical JSON.
     """
     ev = data.get("event")
-    if isinstance(ev, Mapping) and isinstance(ev.get("cron"), str) and isinstance(ev.get("scheduledTime"), (int, float)):
+    slot = ev.get("scheduledTime") if isinstance(ev, Mapping) else None
+    if isinstance(ev, Mapping) and isinstance(ev.get("cron"), str) and isinstance(slot, (int, float)):
         identity: Any = ["scheduled", data.get("scriptName"), ev["cron"], ev["scheduledTime"]]
     else:
         identity = data
@@ -279,7 +280,7 @@ class TailMapper:
         report: dict[str, Any] = {"outcome": outcome, "cron": cron, "wallMs": wall_ms, "cpuMs": cpu_ms,
                                   "exceptions": len(exceptions), "durationFrom": measured_by}
         report.update(found.payloads)
-        return JobRun(job=job, scheduled_at=scheduled, started_at=max(ts, 0.0), outcome="ok" if outcome == "ok" else "failed",
+        return JobRun(job=job, scheduled_at=scheduled, started_at=ts, outcome="ok" if outcome == "ok" else "failed",
                       duration_s=duration, error=error, report=report, source=self.source)
 
     # --- log lines ---------------------------------------------------------------------
@@ -304,7 +305,7 @@ class TailMapper:
             else:
                 self._limiter_line(found, fact, at)
         for name, (rows, nbytes, at) in found.tables.items():
-            self._keep(found, lambda: TableStats(_clip(name), rows=rows, bytes=nbytes, ts=at, source=self.source))
+            self._keep(found, TableStats, _clip(name), rows=rows, bytes=nbytes, ts=at)
         return found
 
     def _limiter_line(self, found: _Collected, fact: Any, at: float) -> None:
@@ -340,9 +341,11 @@ class TailMapper:
 
     # --- structured payloads --------------------------------------------------------------
 
-    def _keep(self, found: _Collected, build: Any) -> None:
+    def _keep(self, found: _Collected, kind: type[Sample], *args: Any, **kwargs: Any) -> None:
+        """Add a record built from payload values, or a note when a value is invalid."""
         try:
-            found.samples.append(build())
+            kwargs["source"] = self.source
+            found.samples.append(kind(*args, **kwargs))
         except (ValueError, TypeError) as exc:
             found.notes.append(str(exc))
 
@@ -372,8 +375,8 @@ class TailMapper:
         # so a count the line leaves out equals the users it polled.
         with_lastfm = _count(data.get("lastfmUserCount"))
         active = _count(data.get("activeUserCount"))
-        self._keep(found, lambda: UserCounts(total=total, with_lastfm=total if with_lastfm is None else with_lastfm,
-                                             active=total if active is None else active, ts=at, source=self.source))
+        self._keep(found, UserCounts, total=total, with_lastfm=total if with_lastfm is None else with_lastfm,
+                   active=total if active is None else active, ts=at)
 
     def _db_metrics(self, found: _Collected, data: Mapping[str, Any], at: float) -> None:
         tables = data.get("tables")
@@ -407,13 +410,11 @@ class TailMapper:
         for family, info in families.items():
             if not isinstance(info, Mapping):
                 continue
-            values = {name: _count(info.get(alias)) for name, alias in (
-                ("hits", "hits"), ("misses", "misses"), ("keys", "keys"), ("bytes", "bytes"), ("evictions", "evictions"))}
+            values = {name: _count(info.get(name)) for name in ("hits", "misses", "keys", "bytes", "evictions")}
             if all(v is None for v in values.values()):
                 found.notes.append(f"[CACHE_METRICS] family {family!r} has no hits, misses, keys, bytes or evictions")
                 continue
-            self._keep(found, lambda f=family, v=values: CacheStats(
-                _clip(str(f)), **{k: n or 0 for k, n in v.items()}, ts=at, source=self.source))
+            self._keep(found, CacheStats, _clip(str(family)), **{k: n or 0 for k, n in values.items()}, ts=at)
 
     def _warning_payload(self, found: _Collected, data: Mapping[str, Any], at: float) -> None:
         service = data.get("service") or data.get("upstream")

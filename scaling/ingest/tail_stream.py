@@ -171,7 +171,8 @@ class TailReader:
             if isinstance(item, Skipped):
                 if held is not None and held.offset + held.nbytes == item.offset:
                     # Text running into a broken event ("garbage {not json") is one bad stretch.
-                    held = Skipped(held.offset, held.line, held.nbytes + item.nbytes, f"{held.reason}, then {item.reason}")
+                    held = Skipped(held.offset, held.line, held.nbytes + item.nbytes,
+                                   f"{held.reason}, then {item.reason}")
                 else:
                     if held is not None:
                         yield held

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BacktestResult", "Crossing", "InsufficientData", "Prediction", "SeriesForecast", "SpendForecast",
     "ThresholdForecast", "Trend", "USER_THRESHOLDS", "backtest", "crossing", "fit_trend", "forecast_db_bytes",
-    "forecast_monthly_ai_spend", "forecast_rows_per_table", "forecast_series", "forecast_users", "predict_linear",
+    "forecast_monthly_ai_spend", "forecast_rows_per_table", "forecast_series", "forecast_users", "history",
+    "predict_linear",
 ]
 
 #: The plan's user triggers as (label, users).
@@ -203,6 +204,47 @@ def _points(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return df["ts"].to_numpy(dtype=np.float64), pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
 
 
+def _spend_days(engine: Engine, now: float, window_days: int, source: str | None) -> dict[str, pd.Series]:
+    """Each provider's spend per whole UTC day (index: day start), days without calls as $0, today left out."""
+    today = math.floor(now / DAY) * DAY
+    daily = q.ai_cost_by(engine, now - window_days * DAY, now, ("day", "provider"), source=source)
+    out = {}
+    for provider, part in daily.groupby("provider", sort=True):
+        starts = part["ts"].map(lambda ts: ts.timestamp()).to_numpy(dtype=np.float64)
+        per_day = pd.Series(part["cost_usd"].to_numpy(dtype=np.float64), index=starts)
+        per_day = per_day[per_day.index < today]  # today's partial spend would drag a trend down
+        if len(per_day):
+            per_day = per_day.reindex(np.arange(per_day.index.min(), today, DAY), fill_value=0.0)
+        out[str(provider)] = per_day
+    return out
+
+
+def history(engine: Engine, series: str, *, now: float, window_days: int = 90,
+            source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The daily points a forecast of ``series`` fits, up to ``now``: (epoch seconds, values).
+
+    Args:
+        series: "users", "db_bytes", "rows:<table>" (gauges: each day's last sample) or
+            "ai_spend:<provider>" (each whole day's spend in USD, placed at noon).
+
+    Raises:
+        ValueError: an unknown series name.
+        StoreError: the metrics DB is unreachable or not migrated.
+    """
+    since = now - window_days * DAY
+    kind, _, name = series.partition(":")
+    if series == "users":
+        return _points(_daily_last(engine, m.USER_COUNTS, ["total"], since, now, source), "total")
+    if series == "db_bytes":
+        return _points(_daily_last(engine, m.DB_STATS, ["bytes"], since, now, source, table_name="*"), "bytes")
+    if kind == "rows" and name:
+        return _points(_daily_last(engine, m.DB_STATS, ["rows"], since, now, source, table_name=name), "rows")
+    if kind == "ai_spend" and name:
+        per_day = _spend_days(engine, now, window_days, source).get(name, pd.Series(dtype="float64"))
+        return per_day.index.to_numpy(dtype=np.float64) + DAY / 2, per_day.to_numpy(dtype=np.float64)
+    raise ValueError(f"unknown series {series!r}; expected users, db_bytes, rows:<table> or ai_spend:<provider>")
+
+
 def forecast_users(engine: Engine, *, now: float, window_days: int = 90,
                    thresholds: Sequence[tuple[str, float]] = USER_THRESHOLDS, source: str | None = None,
                    **fit_kwargs: Any) -> SeriesForecast:
@@ -211,8 +253,7 @@ def forecast_users(engine: Engine, *, now: float, window_days: int = 90,
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    df = _daily_last(engine, m.USER_COUNTS, ["total"], now - window_days * DAY, now, source)
-    ts, values = _points(df, "total")
+    ts, values = history(engine, "users", now=now, window_days=window_days, source=source)
     return forecast_series("users", ts, values, thresholds, now=now, unit="users", **fit_kwargs)
 
 
@@ -230,8 +271,7 @@ def forecast_db_bytes(engine: Engine, *, now: float, limit_bytes: int = q.D1_LIM
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    df = _daily_last(engine, m.DB_STATS, ["bytes"], now - window_days * DAY, now, source, table_name="*")
-    ts, values = _points(df, "bytes")
+    ts, values = history(engine, "db_bytes", now=now, window_days=window_days, source=source)
     marks = [(f"80% of {_size(limit_bytes)}", 0.8 * limit_bytes), (_size(limit_bytes), float(limit_bytes))]
     return forecast_series("db_bytes", ts, values, marks, now=now, unit="bytes", **fit_kwargs)
 
@@ -255,7 +295,7 @@ def forecast_rows_per_table(engine: Engine, *, now: float, window_days: int = 90
             t.c.ts >= since, t.c.ts <= now, t.c.table_name != "*", *([t.c.source == source] if source else [])))
         tables = sorted(str(n) for n in names.scalars())
     for table in tables:
-        ts, values = _points(_daily_last(engine, t, ["rows"], since, now, source, table_name=table), "rows")
+        ts, values = history(engine, f"rows:{table}", now=now, window_days=window_days, source=source)
         marks = [(f"{thresholds[table]:,.0f} rows", thresholds[table])] if thresholds and table in thresholds else []
         out[str(table)] = forecast_series(f"rows:{table}", ts, values, marks, now=now, unit="rows", **fit_kwargs)
     return out
@@ -278,26 +318,20 @@ def forecast_monthly_ai_spend(engine: Engine, *, now: float, settings: Settings,
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
     """
-    today = math.floor(now / DAY) * DAY
-    daily = q.ai_cost_by(engine, now - window_days * DAY, now, ("day", "provider"), source=source)
+    days = _spend_days(engine, now, window_days, source)
     day = datetime.fromtimestamp(now, tz=timezone.utc)
     month_start = datetime(day.year, day.month, 1, tzinfo=timezone.utc).timestamp()
     month_end = month_start + calendar.monthrange(day.year, day.month)[1] * DAY
     mtd = q.ai_cost_by(engine, month_start, now, ("provider",), source=source) if now > month_start else None
     spent = {} if mtd is None else {str(r.provider): float(r.cost_usd) for r in mtd.itertuples()}
-    providers = sorted(set(daily["provider"].astype(str)) | {p for p in _AI_PROVIDERS if _budget(settings, p)})
+    providers = sorted(set(days) | {p for p in _AI_PROVIDERS if _budget(settings, p)})
     out: dict[str, SpendForecast] = {}
     for provider in providers:
-        part = daily[daily["provider"] == provider]
-        starts = part["ts"].map(lambda ts: ts.timestamp()).to_numpy(dtype=np.float64)
-        per_day = pd.Series(part["cost_usd"].to_numpy(dtype=np.float64), index=starts)
-        per_day = per_day[per_day.index < today]
-        if len(per_day):
-            # A day without calls has no row but did cost $0.
-            per_day = per_day.reindex(np.arange(per_day.index.min(), today, DAY), fill_value=0.0)
+        per_day = days.get(provider, pd.Series(dtype="float64"))
         budget = _budget(settings, provider)
         marks = [(f"budget ${budget:,.2f}/month", budget)] if budget else []
-        rate = forecast_series(f"ai_spend:{provider}", per_day.index + DAY / 2, per_day.to_numpy() * MONTH_DAYS,
+        rate = forecast_series(f"ai_spend:{provider}", per_day.index.to_numpy(dtype=np.float64) + DAY / 2,
+                               per_day.to_numpy(dtype=np.float64) * MONTH_DAYS,
                                marks, now=now, unit="USD/month", **fit_kwargs)
         so_far = spent.get(provider, 0.0)
         out[provider] = SpendForecast(provider, budget, so_far,

@@ -90,6 +90,10 @@ class Trend:
         r2: coefficient of determination in fitting units (1.0 for a constant series).
         n, t_first, t_last: the points fitted and their time span.
         level: the band's two-sided coverage, e.g. 0.9.
+        inflation: (1 + ρ)/(1 − ρ) for the residuals' lag-1 autocorrelation ρ ≥ 0: the
+            variance factor of the fitted line under AR(1) errors. Residuals that run in
+            long streaks (a curve fitted by a line) carry less information than their
+            count suggests, so the band around the line widens by up to this factor.
     """
 
     model: str
@@ -103,15 +107,21 @@ class Trend:
     t_first: float
     t_last: float
     level: float = 0.9
+    inflation: float = 1.0
 
     @property
     def _q(self) -> float:
         return t_quantile(0.5 + self.level / 2, self.n - 2) if self.n > 2 else float("inf")
 
+    def _band_terms(self) -> tuple[float, float]:
+        """(a, b) with half-width = q·s·√(a + b·(t − t̄)²)."""
+        return 1 + self.inflation / self.n, self.inflation / self.sxx
+
     def _half_width(self, t: float) -> float:
         if self.resid_std == 0.0:
             return 0.0
-        return self._q * self.resid_std * math.sqrt(1 + 1 / self.n + (t - self.t_mean) ** 2 / self.sxx)
+        a, b = self._band_terms()
+        return self._q * self.resid_std * math.sqrt(a + b * (t - self.t_mean) ** 2)
 
     def _fitted(self, t: float) -> float:
         return self.intercept + self.slope * (t - self.t_mean)
@@ -231,7 +241,18 @@ def fit_trend(ts: Sequence[float], values: Sequence[float], *, min_points: int =
     if r2 < min_r2:
         return InsufficientData(f"poor fit: R² {r2:.2f} < {min_r2:g}, no clear trend", n, r2)
     resid_std = math.sqrt(sse / (n - 2)) if sst else 0.0
-    return Trend(chosen, slope, intercept, t_mean, sxx, resid_std, r2, n, float(t.min()), float(t.max()), level)
+    return Trend(chosen, slope, intercept, t_mean, sxx, resid_std, r2, n, float(t.min()), float(t.max()), level,
+                 _inflation(t, fitted_y - (intercept + slope * (t - t_mean))))
+
+
+def _inflation(t: np.ndarray, resid: np.ndarray) -> float:
+    """(1 + ρ)/(1 − ρ) for the lag-1 autocorrelation ρ of residuals in time order (ρ clipped to [0, 0.95])."""
+    r = resid[np.argsort(t, kind="stable")]
+    denom = float(r @ r)
+    if r.size < 3 or denom == 0.0:
+        return 1.0
+    rho = min(0.95, max(0.0, float(r[1:] @ r[:-1]) / denom))
+    return (1 + rho) / (1 - rho)
 
 
 def _first_at_or_above(f: Callable[[float], float], target: float, lo: float, hi: float) -> float:
@@ -287,11 +308,13 @@ def crossing(trend: Trend, threshold: float, *, now: float | None = None,
         low = _first_at_or_above(upper, target, start, when)
     # The lower edge rises more slowly than the line and, if the band widens faster than
     # the trend climbs, peaks and falls: the peak is where its derivative is zero.
+    # lower(t) = ŷ − c·√(a + b·u²) with u = t − t̄; its derivative vanishes where
+    # slope²·(a + b·u²) = c²·b²·u².
     c = trend._q * trend.resid_std
+    a, b = trend._band_terms()
     peak = horizon
-    if c > 0 and c**2 > trend.slope**2 * trend.sxx:
-        k = 1 + 1 / trend.n
-        u = math.sqrt(trend.slope**2 * trend.sxx**2 * k / (c**2 - trend.slope**2 * trend.sxx))
+    if c > 0 and c**2 * b > trend.slope**2:
+        u = math.sqrt(trend.slope**2 * a / (c**2 * b**2 - trend.slope**2 * b))
         peak = min(horizon, trend.t_mean + u)
     high: float | None
     if lower(start) >= target:

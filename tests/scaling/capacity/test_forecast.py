@@ -271,3 +271,23 @@ def test_forecast_monthly_ai_spend_against_budget(writer: MetricsWriter, engine:
     assert o.projected_month_usd == pytest.approx(o.month_to_date_usd + 3.0 * rest + 0.05 * rest**2 / 2, rel=0.01)
     assert spend["perplexity"].month_to_date_usd == 0 and isinstance(spend["perplexity"].run_rate.fit,
                                                                     InsufficientData)
+
+
+def test_forecasts_on_an_empty_metrics_db(engine: Engine) -> None:
+    """No history: every forecast says insufficient data, and spend shows budgeted providers at $0."""
+    assert isinstance(forecast_users(engine, now=NOW).fit, InsufficientData)
+    assert forecast_db_bytes(engine, now=NOW).latest is None
+    assert forecast_rows_per_table(engine, now=NOW) == {}
+    spend = forecast_monthly_ai_spend(engine, now=NOW, settings=Settings.defaults())
+    assert {p: s.projected_month_usd for p, s in spend.items()} == {"openai": 0.0, "perplexity": 0.0}
+
+
+def test_streaky_residuals_widen_the_band() -> None:
+    """A curve fitted by a line leaves residuals in long streaks, and the band widens for it; white noise does not."""
+    curve = fit_trend(T, 20 + 0.02 * DAYS**2, model="linear")
+    noise = fit_trend(T, _linear(noise=3.0))
+    assert isinstance(curve, Trend) and isinstance(noise, Trend)
+    assert curve.inflation > 10 and noise.inflation < 2
+    plain = Trend(**{**{f: getattr(curve, f) for f in curve.__dataclass_fields__}, "inflation": 1.0})
+    later = NOW + 30 * DAY
+    assert curve.predict(later).high - curve.predict(later).low > 2 * (plain.predict(later).high - plain.predict(later).low)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from scaling.capacity.cron_model import CONCURRENCY
 from scaling.capacity.forecast import forecast_db_bytes, forecast_monthly_ai_spend, forecast_users
 from scaling.capacity.trend import DAY
 from scaling.metrics import models as m
@@ -319,7 +320,7 @@ def _jobs(engine: Engine, now: float, source: str) -> dict[str, JobEvidence]:
 
 
 def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: str | None = None,
-                    concurrency: int = 6) -> Evidence:
+                    concurrency: int = CONCURRENCY) -> Evidence:
     """Read what the readiness rules need from the metrics DB, as of ``now``.
 
     Args:

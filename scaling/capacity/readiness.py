@@ -16,16 +16,16 @@ calls, r the Last.fm limiter's rate; T must stay within the deadline × headroom
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scaling.capacity.cron_model import CONCURRENCY, CronModel
 from scaling.capacity.evidence import FORECAST_DAYS, Evidence, LimiterEvidence, gather_evidence
 from scaling.capacity.triggers import PHASES, TRIGGERS, next_trigger, required_phase
 from scaling.settings import Settings
 
-__all__ = ["CronModel", "Evidence", "ItemStatus", "NextTrigger", "PhaseStatus", "RULES", "Readiness", "Rule",
+__all__ = ["Evidence", "ItemStatus", "NextTrigger", "PhaseStatus", "RULES", "Readiness", "Rule",
            "Status", "assess", "gather_evidence"]
 
 
@@ -45,7 +45,6 @@ DB_FULL_SOON_DAYS = 30        # ...or the trend reaching the limit within this m
 CRON_READY = 0.50             # prewarm p95 as a share of its deadline
 CRON_AT_RISK = 0.80
 CRON_HEADROOM = 0.50          # the Little's-law projection must fit in deadline × this
-CONCURRENCY = 6               # outgoing connections per Worker invocation
 MONITORING_MAX_AGE_S = 600    # newest headroom sample / alert evaluation
 BATCH_READY = 1.5             # Spotify calls per prewarm ÷ the batched minimum (⌈refreshed / 20⌉)
 BATCH_ONE_BY_ONE = 0.75       # calls per refreshed user at which batching is evidently off
@@ -127,7 +126,11 @@ _SCORE = {Status.READY: 1.0, Status.AT_RISK: 0.5, Status.NOT_READY: 0.0, Status.
 
 @dataclass(frozen=True, slots=True)
 class ItemStatus:
-    """One plan item's verdict, the sentence an operator reads, and the numbers behind it."""
+    """One plan item's verdict, the sentence an operator reads, and the numbers behind it.
+
+    Attributes:
+        in_scope: False for items no metric can judge (multi-region); they do not count in scores.
+    """
 
     item: str
     phase: int
@@ -136,6 +139,7 @@ class ItemStatus:
     evidence: str
     numbers: Mapping[str, Any]
     rule: str
+    in_scope: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +156,7 @@ class PhaseStatus:
 
     @property
     def complete(self) -> bool:
-        return all(i.status is Status.READY for i in self.items if _rule(i.item).in_scope)
+        return all(i.status is Status.READY for i in self.items if i.in_scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +212,6 @@ class Readiness:
         return d
 
 
-def _rule(item: str) -> Rule:
-    return next(r for r in RULES if r.item == item)
-
-
 def assess(evidence: Evidence, *, settings: Settings) -> Readiness:
     """Judge every plan item from ``evidence`` and place the user count in the trigger table.
 
@@ -224,16 +224,16 @@ def assess(evidence: Evidence, *, settings: Settings) -> Readiness:
     now_phase = required_phase(users) if users is not None else 0
     ahead = max(users or 0, e.users_forecast or 0)
     later_phase = required_phase(ahead)
-    items = [ItemStatus(r.item, r.phase, r.title, *r.check(e, settings), r.description) for r in RULES]
+    items = [ItemStatus(r.item, r.phase, r.title, *r.check(e, settings), r.description, r.in_scope) for r in RULES]
     phases = []
     for number, title in PHASES.items():
         mine = tuple(i for i in items if i.phase == number)
-        scored = [_SCORE[i.status] for i in mine if _rule(i.item).in_scope]
+        scored = [_SCORE[i.status] for i in mine if i.in_scope]
         trigger = min(t.users for t in TRIGGERS if t.phase == number)
         phases.append(PhaseStatus(number, title, trigger, number <= now_phase, number <= later_phase, mine,
                                   sum(scored) / len(scored)))
     target = max(now_phase, 1)
-    scored = [_SCORE[i.status] for i in items if i.phase <= target and _rule(i.item).in_scope]
+    scored = [_SCORE[i.status] for i in items if i.phase <= target and i.in_scope]
     nxt = next_trigger(users) if users is not None else None
     next_out = None
     if nxt is not None:
@@ -241,11 +241,13 @@ def assess(evidence: Evidence, *, settings: Settings) -> Readiness:
         next_out = NextTrigger(nxt.users, nxt.phase, nxt.action, nxt.must_complete,
                                e.next_trigger_at if same else None, e.next_trigger_earliest if same else None,
                                e.next_trigger_latest if same else None)
-    warnings = []
+    warnings, warned = [], set()
+    # One warning per incomplete required phase, naming its most pressing trigger passed.
     for t in sorted(TRIGGERS, key=lambda t: (-t.must_complete, -t.users)):
-        if users is not None and users >= t.users and not phases[t.phase - 1].complete:
-            short = [f"{i.item} {i.status.value}" for i in phases[t.phase - 1].items
-                     if i.status is not Status.READY and _rule(i.item).in_scope]
+        phase = phases[t.phase - 1]
+        if users is not None and users >= t.users and not phase.complete and t.phase not in warned:
+            warned.add(t.phase)
+            short = [f"{i.item} {i.status.value}" for i in phase.items if i.status is not Status.READY and i.in_scope]
             warnings.append(f"{t.users:,} users passed ({t.action}): Phase {t.phase} still has {', '.join(short)}")
     return Readiness(e.now, e.source, users, e.users_trend, e.users_forecast, FORECAST_DAYS, now_phase, later_phase,
                      next_out, tuple(phases), target, round(100 * sum(scored) / len(scored), 1), tuple(warnings))
@@ -301,7 +303,9 @@ def _cleanup(e: Evidence, s: Settings) -> Verdict:
     numbers = {"last_ok_age_s": age, "failures_24h": failures, "rows_deleted": e.cleanup_rows_deleted,
                "db_bytes": e.db_bytes, "db_share": share, "db_full_in_days": e.db_full_in_days}
     deleted = f", {e.cleanup_rows_deleted:,} rows deleted" if e.cleanup_rows_deleted is not None else ""
-    db = f"; DB {e.db_bytes / 1024**2:,.0f} MB of {s.db_limit_bytes / 1024**3:g} GB ({share:.1%})" if share is not None else ""
+    db = ""
+    if e.db_bytes is not None and share is not None:
+        db = f"; DB {e.db_bytes / 1024**2:,.0f} MB of {s.db_limit_bytes / 1024**3:g} GB ({share:.1%})"
     full = (f", full in {e.db_full_in_days:.0f} days at this trend"
             if e.db_full_in_days is not None and e.db_full_in_days <= DB_FULL_SOON_DAYS else "")
     text = f"cleanup: last successful run {_ago(age)}{deleted}; {failures} failures in 24 h{db}{full}"
@@ -310,31 +314,6 @@ def _cleanup(e: Evidence, s: Settings) -> Verdict:
     if failures or (share is not None and share >= DB_AT_RISK) or full:
         return Status.AT_RISK, text, numbers
     return Status.READY, text, numbers
-
-
-@dataclass(frozen=True, slots=True)
-class CronModel:
-    """Little's law for the prewarm cron: ``T(N) ≈ overhead + max(⌈N/c⌉·W, N/r)`` for N users polled."""
-
-    wave_s: float
-    concurrency: int = CONCURRENCY
-    rate_per_s: float | None = None
-    overhead_s: float = 0.0
-
-    def duration(self, polled: float) -> float:
-        waves = math.ceil(max(0.0, polled) / self.concurrency) * self.wave_s
-        paced = polled / self.rate_per_s if self.rate_per_s else 0.0
-        return self.overhead_s + max(waves, paced)
-
-    def max_polled(self, budget_s: float) -> int:
-        """The most users one run can poll within ``budget_s`` (duration only grows with N)."""
-        lo, hi = 0, 1
-        while self.duration(hi) <= budget_s and hi < 10**7:
-            hi *= 2
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if self.duration(mid) <= budget_s else (lo, mid)
-        return lo if self.duration(lo) <= budget_s else 0
 
 
 def _cron(e: Evidence, s: Settings) -> Verdict:
@@ -442,7 +421,8 @@ def _breakers(e: Evidence) -> Verdict:
         return (Status.UNKNOWN, "circuit breakers: no breaker opened in 7 days, so nothing shows they work "
                 "(the breaker only acts when an upstream fails)", numbers)
     longest = (e.breaker_open_longest_s or 0) / 60
-    text = f"circuit breakers: opened {e.breaker_opens_7d}× in 7 days, {e.breakers_open} open now, longest {longest:.0f} min"
+    text = (f"circuit breakers: opened {e.breaker_opens_7d}× in 7 days, {e.breakers_open} open now, "
+            f"longest {longest:.0f} min")
     if e.breakers_open and (e.breaker_open_longest_s or 0) > BREAKER_LONG_OPEN_S:
         return Status.AT_RISK, text, numbers
     return Status.READY, text, numbers

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from scaling.capacity.evidence import CronEvidence, Evidence, JobEvidence, LimiterEvidence
-from scaling.capacity.readiness import RULES, CronModel, Readiness, Status, assess
+from scaling.capacity.cron_model import CronModel
+from scaling.capacity.readiness import RULES, Readiness, Status, assess
 from scaling.capacity.triggers import next_trigger, required_phase
 from scaling.settings import Settings
 from tests.scaling.capacity.conftest import NOW
@@ -284,11 +285,13 @@ def test_required_phase_now_and_at_the_forecast() -> None:
                           "Phase 2 still has 2.1 not ready, 2.2 at risk",)
 
 
-def test_must_complete_warning_comes_first() -> None:
-    """Past 150 users an incomplete phase 2 is the first warning (cron timeout risk)."""
-    e = replace(_job(_ready(), "prewarm", duration_p95_s=20.0), users_total=160)
+def test_must_complete_warning_comes_first_once_per_phase() -> None:
+    """Past 150 users an incomplete phase 2 is warned once, as the must-complete trigger, before phase 1."""
+    e = replace(_job(_limiter(_ready(), "spotify", upstream_429=1), "prewarm", duration_p95_s=20.0),
+                users_total=160)
     r = assess(e, settings=SETTINGS)
-    assert r.warnings[0].startswith("150 users passed (Must complete Phase 2 (cron timeout risk))")
+    assert r.warnings == ("150 users passed (Must complete Phase 2 (cron timeout risk)): Phase 2 still has 2.2 at risk",
+                          "50 users passed (Implement Phase 1 (Critical Fixes)): Phase 1 still has 1.1 not ready")
 
 
 def test_next_trigger_carries_the_forecast_date() -> None:

@@ -112,13 +112,15 @@ class LastfmClient:
     def __repr__(self) -> str:
         return "LastfmClient()"
 
-    async def _call(self, method: str, budget_s: float | None, **params: Any) -> Any:
-        res = await self.fetcher.request("GET", "/2.0/", endpoint=method, budget_s=budget_s, params={
+    async def _call(self, method: str, budget_s: float | None, slot_budget_s: float | None = None,
+                    **params: Any) -> Any:
+        res = await self.fetcher.request("GET", "/2.0/", endpoint=method, budget_s=budget_s,
+                                         slot_budget_s=slot_budget_s, params={
             "method": method, **params, "api_key": self._key.reveal(), "format": "json"})
         return res.body
 
     async def recent_tracks(self, user: str, *, limit: int = 1, page: int = 1,
-                            budget_s: float | None = None) -> RecentTracks:
+                            budget_s: float | None = None, slot_budget_s: float | None = None) -> RecentTracks:
         """A user's most recent scrobbles; a now-playing track comes first (so limit=1 may give 2).
 
         Args:
@@ -126,6 +128,7 @@ class LastfmClient:
             limit: tracks per page (1-200).
             page: the page (from 1).
             budget_s: the call's total time budget (a cron passes what is left of its deadline).
+            slot_budget_s: the longest wait for a rate-limit slot (see `Fetcher.request`).
 
         Raises:
             ValueError: bad username, limit or page.
@@ -135,7 +138,7 @@ class LastfmClient:
         user = _check_user(user)
         if not 1 <= limit <= 200 or page < 1:
             raise ValueError(f"limit must be 1-200 and page >= 1, got limit={limit} page={page}")
-        body = await self._call("user.getrecenttracks", budget_s, user=user, limit=limit, page=page)
+        body = await self._call("user.getrecenttracks", budget_s, slot_budget_s, user=user, limit=limit, page=page)
         return parse_recent_tracks(body)
 
     async def user_info(self, user: str) -> LastfmUser:

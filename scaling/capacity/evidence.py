@@ -108,8 +108,8 @@ class Evidence:
         headroom_age_s: age of the newest limiter sample.
         jobs: job name → outcomes over 24 hours.
         cleanup_rows_deleted: rows the newest successful cleanup report says it deleted.
-        db_bytes, db_80_in_days, db_full_in_days: the app DB now, and days until the
-            trend reaches 80 % / 100 % of the configured limit (None: not at this trend).
+        db_bytes, db_full_in_days: the app DB now, and days until its trend reaches the
+            configured limit (None: not at this trend).
         cache_*: cache families over 7 days (bytes: the sum of each family's peak).
         ai_*: AI requests (calls plus cache hits) over 7 days; spend this month per provider.
         breaker_*: alert events from breaker rules over 7 days.
@@ -133,7 +133,6 @@ class Evidence:
     cleanup_rows_deleted: int | None = None
     cron: CronEvidence = CronEvidence()
     db_bytes: float | None = None
-    db_80_in_days: float | None = None
     db_full_in_days: float | None = None
     cache_hits: int = 0
     cache_misses: int = 0
@@ -236,12 +235,14 @@ def _rows_deleted(report: Mapping[str, Any]) -> int | None:
 
 
 def _reports(engine: Engine, job: str, since: float, now: float, source: str,
-             outcomes: tuple[str, ...] = ("ok", "timed_out")) -> list[tuple[dict[str, Any], float | None]]:
+             outcomes: tuple[str, ...] = ("ok", "timed_out"), limit: int | None = None,
+             ) -> list[tuple[dict[str, Any], float | None]]:
+    """(report, duration) of a job's runs in [since, now], newest first."""
     t = m.JOB_RUNS
     stmt = (select(t.c.report, t.c.duration_s)
             .where(t.c.job == job, t.c.source == source, t.c.scheduled_at >= since, t.c.scheduled_at <= now,
                    t.c.outcome.in_(outcomes), t.c.report.is_not(None))
-            .order_by(t.c.scheduled_at.desc()))
+            .order_by(t.c.scheduled_at.desc()).limit(limit))
     with translate_errors(engine, "read job reports"), engine.connect() as conn:
         rows = conn.execute(stmt).all()
     out = []
@@ -304,19 +305,19 @@ def _jobs(engine: Engine, now: float, source: str) -> dict[str, JobEvidence]:
         ages = {r.job: (r.any_run, r.ok_run) for r in conn.execute(last)}
     rows = {r.job: r for r in summary.itertuples()}
     out = {}
-    for job in sorted(set(ages) | set(rows)):
+    for job, (any_run, ok_run) in sorted(ages.items()):
         r = rows.get(job)
-        any_run, ok_run = ages.get(job, (None, None))
-
-        def val(x: Any) -> float | None:
-            return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-        out[job] = JobEvidence(
-            int(r.runs) if r else 0, int(r.ok) if r else 0, int(r.failed) if r else 0,
-            int(r.timed_out) if r else 0, int(r.skipped) if r else 0,
-            val(r.duration_p50) if r else None, val(r.duration_p95) if r else None,
-            None if any_run is None else now - float(any_run), None if ok_run is None else now - float(ok_run))
+        counts: dict[str, Any] = {} if r is None else {
+            "runs_24h": int(r.runs), "ok_24h": int(r.ok), "failed_24h": int(r.failed),
+            "timed_out_24h": int(r.timed_out), "skipped_24h": int(r.skipped),
+            "duration_p50_s": _finite(r.duration_p50), "duration_p95_s": _finite(r.duration_p95)}
+        out[job] = JobEvidence(**counts, last_run_age_s=now - float(any_run),
+                               last_ok_age_s=None if ok_run is None else now - float(ok_run))
     return out
+
+
+def _finite(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: str | None = None,
@@ -352,11 +353,11 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
                 for up, g in head.groupby("upstream")}
     # --- jobs
     jobs = _jobs(engine, now, source)
-    cleanup = _reports(engine, "cleanup", 0.0, now, source, ("ok",))[:1]
+    cleanup = _reports(engine, "cleanup", 0.0, now, source, ("ok",), limit=1)
     cron = _cron(_reports(engine, "prewarm", now - DAY, now, source), concurrency)
     # --- app DB
     db = forecast_db_bytes(engine, now=now, limit_bytes=settings.db_limit_bytes, source=source)
-    db_80, db_full = (t.crossing for t in db.thresholds)
+    full = db.thresholds[-1].crossing
     # --- caches, AI, alerts
     cache = q.cache_summary(engine, now - 7 * DAY, now + 1e-6, source=source)
     ai = q.ai_cost_by(engine, now - 7 * DAY, now + 1e-6, (), source=source).iloc[0]
@@ -377,8 +378,7 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
         limiters=limiters, headroom_age_s=_age(engine, m.HEADROOM_SAMPLES, now, source, m.HEADROOM_HOURLY),
         jobs=jobs, cleanup_rows_deleted=_rows_deleted(cleanup[0][0]) if cleanup else None, cron=cron,
         db_bytes=db.latest,
-        db_80_in_days=None if db_80 is None else db_80.days_from_now,
-        db_full_in_days=None if db_full is None else db_full.days_from_now,
+        db_full_in_days=None if full is None else full.days_from_now,
         cache_hits=int(cache["hits"].sum()), cache_misses=int(cache["misses"].sum()),
         cache_evictions=int(cache["evictions"].sum()),
         cache_bytes=float(cache["bytes_max"].sum()) if len(cache) else None,

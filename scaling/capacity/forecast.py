@@ -40,7 +40,7 @@ __all__ = [
     "BacktestResult", "Crossing", "InsufficientData", "Prediction", "SeriesForecast", "SpendForecast",
     "ThresholdForecast", "Trend", "USER_THRESHOLDS", "backtest", "crossing", "fit_trend", "forecast_db_bytes",
     "forecast_monthly_ai_spend", "forecast_rows_per_table", "forecast_series", "forecast_users", "history",
-    "predict_linear",
+    "monthly_budget", "predict_linear",
 ]
 
 #: The plan's user triggers as (label, users).
@@ -301,7 +301,8 @@ def forecast_rows_per_table(engine: Engine, *, now: float, window_days: int = 90
     return out
 
 
-def _budget(settings: Settings, provider: str) -> float | None:
+def monthly_budget(settings: Settings, provider: str) -> float | None:
+    """The provider's monthly budget in USD from settings; None if unset or not a configured upstream."""
     try:
         return settings.upstream(provider).monthly_budget_usd
     except KeyError:
@@ -324,11 +325,11 @@ def forecast_monthly_ai_spend(engine: Engine, *, now: float, settings: Settings,
     month_end = month_start + calendar.monthrange(day.year, day.month)[1] * DAY
     mtd = q.ai_cost_by(engine, month_start, now, ("provider",), source=source) if now > month_start else None
     spent = {} if mtd is None else {str(r.provider): float(r.cost_usd) for r in mtd.itertuples()}
-    providers = sorted(set(days) | {p for p in _AI_PROVIDERS if _budget(settings, p)})
+    providers = sorted(set(days) | {p for p in _AI_PROVIDERS if monthly_budget(settings, p)})
     out: dict[str, SpendForecast] = {}
     for provider in providers:
         per_day = days.get(provider, pd.Series(dtype="float64"))
-        budget = _budget(settings, provider)
+        budget = monthly_budget(settings, provider)
         marks = [(f"budget ${budget:,.2f}/month", budget)] if budget else []
         rate = forecast_series(f"ai_spend:{provider}", per_day.index.to_numpy(dtype=np.float64) + DAY / 2,
                                per_day.to_numpy(dtype=np.float64) * MONTH_DAYS,

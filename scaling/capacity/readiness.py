@@ -22,6 +22,7 @@ from typing import Any
 
 from scaling.capacity.cron_model import CONCURRENCY, CronModel
 from scaling.capacity.evidence import FORECAST_DAYS, Evidence, LimiterEvidence, gather_evidence
+from scaling.capacity.forecast import monthly_budget
 from scaling.capacity.triggers import PHASES, TRIGGERS, next_trigger, required_phase
 from scaling.settings import Settings
 
@@ -299,13 +300,12 @@ def _cleanup(e: Evidence, s: Settings) -> Verdict:
     job = e.jobs.get("cleanup")
     age = job.last_ok_age_s if job else None
     failures = (job.failed_24h + job.timed_out_24h) if job else 0
-    share = e.db_bytes / s.db_limit_bytes if e.db_bytes is not None else None
+    share = None if e.db_bytes is None else e.db_bytes / s.db_limit_bytes
     numbers = {"last_ok_age_s": age, "failures_24h": failures, "rows_deleted": e.cleanup_rows_deleted,
                "db_bytes": e.db_bytes, "db_share": share, "db_full_in_days": e.db_full_in_days}
     deleted = f", {e.cleanup_rows_deleted:,} rows deleted" if e.cleanup_rows_deleted is not None else ""
-    db = ""
-    if e.db_bytes is not None and share is not None:
-        db = f"; DB {e.db_bytes / 1024**2:,.0f} MB of {s.db_limit_bytes / 1024**3:g} GB ({share:.1%})"
+    db = "" if e.db_bytes is None else (f"; DB {e.db_bytes / 1024**2:,.0f} MB of {s.db_limit_bytes / 1024**3:g} GB "
+                                        f"({e.db_bytes / s.db_limit_bytes:.1%})")
     full = (f", full in {e.db_full_in_days:.0f} days at this trend"
             if e.db_full_in_days is not None and e.db_full_in_days <= DB_FULL_SOON_DAYS else "")
     text = f"cleanup: last successful run {_ago(age)}{deleted}; {failures} failures in 24 h{db}{full}"
@@ -440,10 +440,7 @@ def _costs(e: Evidence, s: Settings) -> Verdict:
     numbers: dict[str, Any] = {"ai_usage_age_s": e.ai_age_s}
     for provider in sorted(set(e.ai_spend_mtd) | set(e.ai_spend_projected)):
         spent, projected = e.ai_spend_mtd.get(provider, 0.0), e.ai_spend_projected.get(provider, 0.0)
-        try:
-            budget = s.upstream(provider).monthly_budget_usd
-        except KeyError:
-            budget = None
+        budget = monthly_budget(s, provider)
         numbers[provider] = {"mtd_usd": spent, "projected_usd": projected, "budget_usd": budget}
         if not budget:
             parts.append(f"{provider} ${spent:,.2f} this month, no budget set")

@@ -60,7 +60,8 @@ def _width(lo: float, hi: float, bucket_s: int | None, minimum: int = 60) -> int
 
 def _frame(conn: Connection, stmt: Any, bucket_s: int | None = None) -> pd.DataFrame:
     result = conn.execute(stmt)
-    df = pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
+    # Plain tuples: pandas probes SQLAlchemy Rows for namedtuple-ness, which costs more than the query.
+    df = pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
     if "bucket" in df.columns:
         df.insert(0, "ts", pd.to_datetime(df.pop("bucket").astype("float64"), unit="s", utc=True))
     if bucket_s is not None:

@@ -8,6 +8,7 @@ site with one line naming the field, not later inside a batch insert.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -24,22 +25,27 @@ DEFAULT_SOURCE = "collectors"
 FINISHED_OUTCOMES: tuple[str, ...] = ("ok", "failed", "timed_out", "skipped")
 
 
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
+
+
 def _check(record: object) -> None:
     """Names must be non-empty text; numbers finite and not negative (except where noted)."""
     kind = type(record).__name__
-    for f in fields(record):  # type: ignore[arg-type]
-        value = getattr(record, f.name)
+    for name in _field_names(type(record)):
+        value = getattr(record, name)
         if value is None or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
             if not math.isfinite(value):
-                raise ValueError(f"{kind}.{f.name} must be a finite number, got {value!r}")
-            if value < 0 and f.name not in ("lateness_s",):
-                raise ValueError(f"{kind}.{f.name} must not be negative, got {value!r}")
+                raise ValueError(f"{kind}.{name} must be a finite number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{kind}.{name} must not be negative, got {value!r}")
         elif isinstance(value, str):
-            if f.name in ("upstream", "job", "family", "provider", "model", "task", "table_name", "rule",
+            if name in ("upstream", "job", "family", "provider", "model", "task", "table_name", "rule",
                           "severity", "source", "event_type", "outcome") and not value.strip():
-                raise ValueError(f"{kind}.{f.name} must not be empty")
+                raise ValueError(f"{kind}.{name} must not be empty")
 
 
 def report_json(report: Mapping[str, Any] | str | None) -> str | None:

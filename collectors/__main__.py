@@ -175,6 +175,7 @@ def _forever(collectors: Any, settings: Settings, res: Any, stop: threading.Even
     print(f"collectors: {jobs}; Ctrl-C stops", file=sys.stderr, flush=True)
     try:
         if not stop.is_set():
+            collectors.catch_up()
             sched.start()
     finally:
         if server is not None:

@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from collectors import alerts, jobs
 from collectors.runs import AsyncRunner, JobFn, LoopThread, RunOutcome, SkipRun, run_job, slot_of
 from collectors.webhook import Webhook
 from scaling.appdb.engine import make_engine
 from scaling.clock import Clock, StoreTimeClock, SystemClock
+from scaling.metrics import models as m
 from scaling.metrics.db import open_metrics_db
+from scaling.metrics.records import DEFAULT_SOURCE
 from scaling.metrics.writer import MetricsWriter
 from scaling.settings import UPSTREAMS, Settings
 from scaling.store import StateStore, open_store
@@ -273,6 +275,34 @@ class Collectors:
         with self._lock:
             self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
         return outcome
+
+    def due(self) -> list[str]:
+        """Jobs that no replica has run for over an interval (or ever): a fresh start runs them at once
+        instead of waiting up to a day for their first slot."""
+        t = m.JOB_RUNS
+        now = self.wall()
+        with self.res.metrics_engine.connect() as conn:
+            newest = dict(conn.execute(select(t.c.job, func.max(t.c.scheduled_at)).where(
+                t.c.job.in_(list(self.specs)), t.c.source == DEFAULT_SOURCE).group_by(t.c.job)).all())
+        return [n for n, s in self.specs.items() if newest.get(n) is None or newest[n] < now - s.interval_s]
+
+    def catch_up(self) -> list[threading.Thread]:
+        """Run the current slot of every `due` job now, each in its own thread.
+
+        Slots are claimed as usual, so replicas starting together run each once.
+        """
+        try:
+            names = self.due()
+        except Exception as exc:  # noqa: BLE001 - the schedule still runs them at their next slot
+            log.warning("collectors: cannot tell which jobs are due (%s); waiting for their slots", exc)
+            return []
+        threads = []
+        for name in names:
+            slot = slot_of(self.wall(), self.specs[name].interval_s)
+            thread = threading.Thread(target=self.fire, args=(name, slot), name=f"catch-up-{name}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
 
     def run_once(self) -> list[RunOutcome]:
         """Run every job once now, one after another (``--once``)."""

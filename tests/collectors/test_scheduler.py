@@ -97,3 +97,20 @@ def test_run_once_records_every_job(settings: Settings, res: Resources) -> None:
         assert sorted(conn.execute(select(m.JOB_RUNS.c.job)).scalars().all()) == sorted(names)
         assert conn.execute(select(m.HEADROOM_SAMPLES.c.upstream)).scalars().all()
         assert conn.execute(select(m.CACHE_STATS.c.family)).scalars().all()
+
+
+def test_a_fresh_start_catches_up_due_jobs_once_across_replicas(settings: Settings, res: Resources,
+                                                                clock: VirtualClock) -> None:
+    """Jobs never run (or not for an interval) run at start, once even when two replicas start together."""
+    clock.advance(30)
+    specs = job_specs(settings, res, names=["headroom", "db_stats"])
+    a = Collectors(specs, res, wall=clock.now)
+    b = Collectors(specs, res, wall=clock.now)
+    assert a.due() == ["headroom", "db_stats"]
+    for thread in a.catch_up() + b.catch_up():
+        thread.join(10)
+    with res.metrics_engine.connect() as conn:
+        rows = conn.execute(select(m.JOB_RUNS.c.job, m.JOB_RUNS.c.scheduled_at, m.JOB_RUNS.c.lateness_s)).all()
+    assert sorted(r.job for r in rows) == ["db_stats", "headroom"]
+    assert {r.job: r.lateness_s for r in rows} == {"headroom": 30.0, "db_stats": 30.0}
+    assert (a.outcomes.get("ok", 0) + b.outcomes.get("ok", 0), a.due()) == (2, [])

@@ -36,6 +36,7 @@ from scaling.metrics.retention import roll_up, roll_up_and_prune
 from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
 from scaling.metrics.rollups import AI
 from scaling.metrics.writer import MetricsWriter
+from scaling.settings import Settings
 from scaling.store import StateStore
 
 __all__ = [
@@ -112,7 +113,7 @@ def headroom_job(ctx: JobContext, *, limiters: Iterable[HeadroomSource], store: 
             upstream_429=int(d["upstream_429"]), throttled=int(d["throttled"]),
             wait_seconds=round(d["wait_seconds"], 3), rejected=int(d["rejected"]), ts=now))
     if not samples and errors:
-        raise StoreError(f"no limiter could be read: {next(iter(errors.values()))}")
+        raise StoreError(f"no limiter could be read: {next(iter(errors.values()))}", backend=store.backend)
     writer.record_headroom(samples)
     return {"samples": len(samples), "utilisation": {f"{s.upstream}:{s.limiter_key}": round(s.utilisation, 4)
                                                      for s in samples},
@@ -247,7 +248,8 @@ def _sources(engine: Engine) -> list[str]:
 
 # --- upstream-facing jobs -----------------------------------------------------------------------
 
-async def prewarm_job(ctx: JobContext, *, settings: Any, store: StateStore, services: Any = None) -> dict[str, Any]:
+async def prewarm_job(ctx: JobContext, *, settings: Settings, store: StateStore,
+                      services: Any = None) -> dict[str, Any]:
     """The user-listens prewarm (`scaling.prewarm.prewarm_job`), bounded by this run's deadline.
 
     Raises:
@@ -259,7 +261,7 @@ async def prewarm_job(ctx: JobContext, *, settings: Any, store: StateStore, serv
         raise SkipRun("scaling.prewarm.prewarm_job is not available in this build") from None
     # The prewarm plans its own work to end inside the deadline; give it this run's.
     deadline = max(1.0, ctx.deadline_at - ctx.clock.now())
-    if dataclasses.is_dataclass(settings) and getattr(settings, "cron_deadline_s", deadline) > deadline:
+    if settings.cron_deadline_s > deadline:
         settings = dataclasses.replace(settings, cron_deadline_s=deadline)
     report = await target(settings, clock=ctx.clock, store=store, services=services)
     as_dict = getattr(report, "as_dict", None)

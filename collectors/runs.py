@@ -179,9 +179,23 @@ class LoopThread:
                     raise DeadlineExceeded(f"still running {backstop_s:g}s after it started") from None
 
     def close(self) -> None:
-        """Stop the loop (pending tasks are abandoned)."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=2.0)
+        """Cancel what is still running on the loop, then stop and close it."""
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=2.0)
+            except Exception as exc:  # noqa: BLE001 - a task ignoring cancellation must not block exit
+                log.debug("collectors loop: tasks did not finish cancelling: %s", exc)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=2.0)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 def clock_runner(clock: Clock) -> AsyncRunner:
@@ -272,8 +286,8 @@ def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_stor
         _record_missed(writer, name, slot, interval_s, now=now, source=source, not_before=not_before)
 
     if grace_s is not None and lateness > grace_s:
-        error = f"missed: started {lateness:.3f}s after its slot (grace {grace_s:g}s)"
-        return _finish(writer, name, slot, "skipped", lateness, 0.0, error, None, claimed is True, source)
+        missed = f"missed: started {lateness:.3f}s after its slot (grace {grace_s:g}s)"
+        return _finish(writer, name, slot, "skipped", lateness, 0.0, missed, None, claimed is True, source)
 
     start = clock.now()
     ctx = JobContext(job=name, scheduled_at=slot, started_at=start, deadline_at=start + deadline_s, clock=clock,

@@ -112,7 +112,7 @@ class Resources:
         if found is not None:
             return found
         try:
-            from scaling.cache import Cache  # type: ignore[attr-defined]
+            from scaling.cache import Cache
         except ImportError:
             raise SkipRun("scaling.cache is not available in this build") from None
         return Cache(self.store, clock=self.clock)
@@ -315,9 +315,9 @@ class Collectors:
 
     def scheduler(self) -> Any:
         """A BlockingScheduler with every job on an epoch-aligned interval trigger."""
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.blocking import BlockingScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
+        from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+        from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
+        from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
         sched = BlockingScheduler(
             timezone=timezone.utc, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)})

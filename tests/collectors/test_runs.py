@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from collectors.runs import (
-    NOT_CLAIMED, NOT_RUN, DeadlineExceeded, JobContext, SkipRun, close_abandoned, lease_key, run_job, slot_of,
+    NOT_CLAIMED, NOT_RUN, DeadlineExceeded, JobContext, LoopThread, SkipRun, close_abandoned, lease_key, run_job,
+    slot_of,
 )
 from scaling.clock import VirtualClock
 from scaling.errors import StoreError
@@ -320,3 +321,34 @@ def test_check_raises_when_the_deadline_has_passed(clock: VirtualClock) -> None:
     clock.advance(11)
     with pytest.raises(DeadlineExceeded):
         ctx.check()
+
+
+def test_async_jobs_share_one_loop_thread_and_stop_interrupts_them(writer: MetricsWriter, store: StateStore,
+                                                                   clock: VirtualClock) -> None:
+    """In production async jobs run on one long-lived loop (clients survive runs); shutdown cancels a run."""
+    loops = []
+
+    async def quick(ctx: JobContext) -> dict[str, int]:
+        import asyncio
+
+        loops.append(asyncio.get_running_loop())
+        return {"n": 1}
+
+    stop = threading.Event()
+
+    async def stuck(ctx: JobContext) -> None:
+        import asyncio
+
+        stop.set()
+        await asyncio.Event().wait()
+
+    runner = LoopThread()
+    try:
+        a = _run("prewarm", clock.now(), quick, writer, store, clock, async_runner=runner)
+        b = _run("prewarm", clock.now() + 300, quick, writer, store, clock, async_runner=runner)
+        c = _run("prewarm", clock.now() + 600, stuck, writer, store, clock, async_runner=runner, stop=stop)
+    finally:
+        runner.close()
+    assert (a.outcome, b.outcome, loops[0] is loops[1]) == ("ok", "ok", True)
+    assert c.outcome == "failed" and (c.error or "").startswith("interrupted")
+    assert runner.loop.is_closed()

@@ -122,3 +122,26 @@ def test_runs_on_schedule_serves_metrics_and_stops_cleanly(sig: signal.Signals, 
         engine.dispose()
     assert proc.returncode == 0
     assert "collectors: stopped after" in err.splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.mark.sqlite
+def test_alerts_job_delivers_to_the_configured_webhook(data_env: dict[str, str], metrics_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """With HEADROOM_ALERT_WEBHOOK_URL set, an alert the rules fire reaches the receiver, once."""
+    from scaling.clock import SystemClock
+    from scaling.metrics.records import TableStats
+    from scaling.metrics.writer import MetricsWriter
+    from tests.collectors.receiver import receiver
+
+    engine = open_metrics_db(metrics_url)
+    MetricsWriter(engine, clock=SystemClock(), log_lines=False).record_table_stats([TableStats("*", 1, 9 * 1024**3)])
+    with receiver() as r:
+        monkeypatch.setenv("HEADROOM_ALERT_WEBHOOK_URL", r.url)
+        assert main(["--once", "--jobs", "alerts"]) == 0
+        assert main(["--once", "--jobs", "alerts"]) == 0
+    with engine.connect() as conn:
+        [alert] = conn.execute(select(m.ALERT_EVENTS)).all()
+    engine.dispose()
+    assert (alert.rule, alert.state, bool(alert.delivered)) == ("db_size", "firing", True)
+    assert len(r.bodies) == 1 and "app DB at 90% of its limit" in r.bodies[0]["content"]

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -38,6 +38,11 @@ __all__ = ["LedgerWriter", "WriteResult"]
 
 #: Rows per INSERT statement (SQLite allows 32,766 bound values per statement).
 BATCH_ROWS = 2000
+
+_CLAIM_PG = text(
+    f"INSERT INTO {m.INGESTED_EVENTS.name} (source, event_key, ts) "
+    "SELECT :source, k, t FROM unnest(CAST(:keys AS text[]), CAST(:ts AS double precision[])) AS u(k, t) "
+    "ORDER BY k ON CONFLICT DO NOTHING RETURNING event_key")
 
 _TABLES: dict[type, Any] = {
     WorkerEvent: m.WORKER_EVENTS, HeadroomSample: m.HEADROOM_SAMPLES, TableStats: m.DB_STATS,
@@ -118,9 +123,17 @@ class LedgerWriter:
         events = [unique[key] for key in sorted(unique)]
         claimed: set[str] = set()
         for i in range(0, len(events), BATCH_ROWS):
-            rows = [{"source": self.source, "event_key": e.key, "ts": e.event.ts} for e in events[i:i + BATCH_ROWS]]
-            stmt = dialect.insert(ledger).values(rows).on_conflict_do_nothing().returning(ledger.c.event_key)
-            claimed.update(conn.execute(stmt).scalars())
+            chunk = events[i:i + BATCH_ROWS]
+            if conn.dialect.name == "postgresql":
+                # Two array parameters: psycopg re-parses the text of a many-row VALUES list on every call.
+                claimed.update(conn.execute(_CLAIM_PG, {"source": self.source, "keys": [e.key for e in chunk],
+                                                        "ts": [e.event.ts for e in chunk]}).scalars())
+            else:
+                # One cached statement over many parameter sets (SQLAlchemy batches it into multi-row
+                # INSERTs); a .values([...]) statement would be compiled afresh for every batch.
+                stmt = dialect.insert(ledger).on_conflict_do_nothing().returning(ledger.c.event_key)
+                rows = [{"source": self.source, "event_key": e.key, "ts": e.event.ts} for e in chunk]
+                claimed.update(conn.execute(stmt, rows).scalars())
         fresh = [e for e in unique.values() if e.key in claimed]  # rows in input order
         result = WriteResult(events=len(fresh), duplicates=len(events) - len(fresh))
         if not fresh:
@@ -163,6 +176,17 @@ class LedgerWriter:
 
 
 def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        # One INSERT ... SELECT FROM unnest(arrays) per batch: a single statement for the server to
+        # plan and run, where executemany costs a round of executor work per row.
+        names = list(rows[0])
+        arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=conn.dialect)}[])" for name in names)
+        columns = ", ".join(f'"{name}"' for name in names)
+        stmt = text(f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({arrays})")
+        for i in range(0, len(rows), BATCH_ROWS):
+            chunk = rows[i:i + BATCH_ROWS]
+            conn.execute(stmt, {name: [row[name] for row in chunk] for name in names})
+        return
     for i in range(0, len(rows), BATCH_ROWS):
         conn.execute(insert(table), rows[i:i + BATCH_ROWS])
 

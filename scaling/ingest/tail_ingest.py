@@ -57,12 +57,15 @@ class TailSummary:
         self.events += 1
         self.by_type[mapped.event.event_type] += 1
         self.by_outcome[mapped.event.outcome] += 1
-        self.cron_runs += mapped.run is not None
+        if mapped.run is not None:
+            self.cron_runs += 1
         self.exceptions += mapped.event.exceptions
         self.upstream_429 += mapped.upstream_429
         self.warnings += mapped.warnings
-        self.unknown_fields.update(mapped.unknown_fields)
-        self.notes.update(mapped.notes)
+        if mapped.unknown_fields:  # Counter.update is costly even when empty, and this runs per event
+            self.unknown_fields.update(mapped.unknown_fields)
+        if mapped.notes:
+            self.notes.update(mapped.notes)
 
     def text(self) -> str:
         """The one-paragraph summary the CLI prints."""

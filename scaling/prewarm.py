@@ -24,15 +24,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from scaling.clock import Clock
 from scaling.errors import RateLimited, ScalingError
 from scaling.store import StateStore
 
-__all__ = ["Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "run_prewarm"]
+__all__ = ["Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "prewarm_job", "run_prewarm"]
 
 log = logging.getLogger("headroom.prewarm")
 metrics_log = logging.getLogger("headroom.metrics")
@@ -80,8 +80,12 @@ class ListenSource(Protocol):
         ``slot_budget_s`` bounds the wait for a rate-limit slot, ``budget_s`` the whole call."""
 
 
-#: ``album_art(ids, budget_s) -> {album_id: image_url}`` from Spotify's batch endpoint.
-AlbumArt = Callable[[Sequence[str], float], Awaitable[dict[str, str]]]
+class AlbumArt(Protocol):
+    """Spotify album art: find an album's id, then images for up to 20 ids per call."""
+
+    async def resolve(self, artist: str, album: str) -> str | None: ...
+
+    async def __call__(self, album_ids: Sequence[str], budget_s: float) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,8 @@ class PrewarmConfig:
         deadline_s: the run must end by then (the Worker's 30 s).
         interval_s: how often runs start (for the staleness target).
         active_window_s: a user who listened this recently is "active".
-        concurrency: Last.fm calls in flight at once (Workers allow 6 connections).
+        concurrency: Last.fm calls in flight at once (Workers allow 6; 3 cover 400 ms at 4/s
+            without reserving slots far ahead that a deadline would waste).
         safety_s: stop starting calls this long before the deadline.
         top_n: entries in the home page's aggregate.
         max_calls: an upper bound on Last.fm calls per run (None: the limiter and deadline decide).
@@ -101,8 +106,8 @@ class PrewarmConfig:
     deadline_s: float = 30.0
     interval_s: float = 300.0
     active_window_s: float = 7200.0
-    concurrency: int = 6
-    safety_s: float = 1.0
+    concurrency: int = 3
+    safety_s: float = 0.5
     top_n: int = 5
     max_calls: int | None = None
 
@@ -228,17 +233,24 @@ async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: Sta
             store.set(ENTRY_KEY.format(username=user), listen.to_json(), now=clock.now(), ttl=ENTRY_TTL_S)
             report.refreshed += 1
 
-    await asyncio.gather(*(worker() for _ in range(max(1, config.concurrency))))
+    # Spotify art for what earlier runs found runs beside the Last.fm polling: a
+    # different upstream, so it costs none of Last.fm's budget or the deadline.
+    art_done: dict[str, float] = {}
+
+    async def art() -> None:
+        if album_art is None:
+            return
+        t0 = clock.now()
+        await _enrich(entries, album_art, store, clock, deadline - config.safety_s)
+        art_done["spotify"] = round(clock.now() - t0, 3)
+
+    await asyncio.gather(art(), *(worker() for _ in range(max(1, config.concurrency))))
     report.phase_s["lastfm"] = round(clock.now() - phase_start, 3)
+    report.phase_s.update(art_done)
     skipped = [u for u in order if u not in reached]
     report.skipped = len(skipped)
     report.skipped_users = skipped
     report.active_skipped = sum(1 for u in order[:n_active] if u not in reached)
-
-    if album_art is not None and clock.now() + config.safety_s < deadline:
-        phase_start = clock.now()
-        await _enrich(entries, album_art, store, clock, deadline - config.safety_s)
-        report.phase_s["spotify"] = round(clock.now() - phase_start, 3)
 
     phase_start = clock.now()
     now = clock.now()
@@ -268,8 +280,24 @@ def _with(listen: Listen, **changes: object) -> Listen:
 
 
 async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store: StateStore, clock: Clock,
-                  deadline: float) -> None:
-    """Swap Last.fm's small images for Spotify's, 20 albums a call."""
+                  deadline: float, resolve_limit: int = 20) -> None:
+    """Swap Last.fm's small images for Spotify's: find ids for a few new albums per run
+    (searches are cached 30 days), then fetch art 20 albums a call."""
+    unknown = sorted({(e.artist, e.album) for e in entries.values()
+                      if e is not None and e.artist and e.album and not e.album_id})[:resolve_limit]
+    for artist, album in unknown:
+        if clock.now() >= deadline:
+            return
+        try:
+            album_id = await album_art.resolve(artist or "", album or "")
+        except ScalingError as exc:
+            log.info("album id lookup stopped: %s", exc)
+            break
+        if not album_id:
+            continue
+        for user, e in entries.items():
+            if e is not None and e.artist == artist and e.album == album:
+                entries[user] = _with(e, album_id=album_id)
     want = sorted({e.album_id for e in entries.values() if e is not None and e.album_id and not _spotify(e.image)})
     for i in range(0, len(want), 20):
         if clock.now() >= deadline:
@@ -297,3 +325,10 @@ def aggregate(entries: Sequence[Listen], *, top_n: int = 5) -> list[Listen]:
     shown = [e for e in entries if e.track]
     shown.sort(key=lambda e: (not e.now_playing, -(e.played_at or 0.0), e.username))
     return shown[:top_n]
+
+
+async def prewarm_job(settings: Any, *, clock: Clock, store: StateStore, services: Any = None) -> PrewarmReport:
+    """The collectors' entry point: `scaling.prewarm_sources.prewarm_job` wired from settings."""
+    from scaling.prewarm_sources import prewarm_job as wired
+
+    return await wired(settings, clock=clock, store=store, services=services)

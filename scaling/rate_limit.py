@@ -117,8 +117,11 @@ class RateLimiter:
     @staticmethod
     def _rate(spec: RateSpec, cost: float, capacity: float | None = None) -> GcraRate:
         burst = float(capacity if capacity is not None else spec.burst)
-        # B + window/T <= limit: the bucket's burst plus its refill never exceed the limit in any window.
-        interval = spec.window / max(spec.limit - burst, 1.0)
+        # A bucket of B refilled every T admits at most B + window/T - 1 in any half-open
+        # window (t - window, t], which is how rolling-window upstreams count: so
+        # T = window / (limit - B + 1). The microsecond keeps float rounding of epoch
+        # timestamps (about 0.2 us) from ever letting slot k and slot k + limit share a window.
+        interval = spec.window / max(spec.limit - burst + 1.0, 1.0) + 1e-6
         return GcraRate(interval=interval, capacity=burst, cost=cost, window=spec.window, limit=spec.limit)
 
     def token_capacity(self) -> int:

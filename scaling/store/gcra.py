@@ -6,9 +6,9 @@ own lock or transaction, and Redis runs the same logic as a Lua script
 Why GCRA with reservations: one timestamp per rate (the theoretical arrival time,
 TAT) is O(1) state, and an admitted caller is handed the exact instant it may send,
 so waiting callers never poll. A rate of ``limit`` per ``window`` with burst ``B``
-gets an emission interval ``T = window / (limit - B)``; a token bucket of capacity B
-filling every T then admits at most ``B + window / T = limit`` units in any rolling
-window of that length, which is what Spotify counts.
+gets an emission interval ``T = window / (limit - B + 1)``; a token bucket of
+capacity B filling every T then admits at most ``B + window / T - 1 = limit`` units
+in any rolling window ``(t - window, t]``, which is how Spotify counts.
 """
 
 from __future__ import annotations

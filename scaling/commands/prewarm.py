@@ -1,0 +1,75 @@
+"""``python -m scaling prewarm``: one run of the user-listens cron, as the collectors run it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from scaling.appdb.engine import display_url, make_engine
+from scaling.appdb.migrate import current, head
+from scaling.errors import ConfigurationError
+from scaling.prewarm import PrewarmConfig
+from scaling.prewarm_sources import prewarm_job
+from scaling.services import Services
+from scaling.settings import Settings
+
+NAME = "prewarm"
+HELP = ("refresh the home page's 'what we're listening to': active users first, the rest stalest first, "
+        "paced by the Last.fm limiter, within the cron deadline")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 3600, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--deadline", type=_positive, default=None,
+                        help="seconds the run may take (default HEADROOM_CRON_DEADLINE_S, 30)")
+    parser.add_argument("--json", action="store_true", help="print the run report as one JSON object")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    revision = current(settings.app_db_url)
+    if revision != head():
+        print(f"error: the app DB at {display_url(settings.app_db_url)} is not migrated (at {revision or 'none'}); "
+              "run `python -m scaling migrate` first", file=sys.stderr)
+        return 1
+    deadline = args.deadline or settings.cron_deadline_s
+    config = PrewarmConfig(deadline_s=deadline, interval_s=settings.prewarm_interval_s,
+                           active_window_s=settings.prewarm_active_window_s)
+
+    async def main():  # type: ignore[no-untyped-def]
+        services = Services.from_settings(settings)
+        engine = make_engine(settings.app_db_url)
+        try:
+            return await prewarm_job(settings, clock=services.clock, store=services.store, services=services,
+                                     app_engine=engine, config=config)
+        finally:
+            engine.dispose()
+            await services.aclose()
+
+    try:
+        report = asyncio.run(main())
+    except ConfigurationError:
+        raise
+    if args.json:
+        print(json.dumps(report.as_dict(), default=str))
+    else:
+        print(f"prewarm: {report.refreshed} of {report.users_total} users refreshed in {report.duration_s:.1f}s "
+              f"(deadline {report.deadline_s:.0f}s); {report.users_active} active, {report.skipped} left for later "
+              f"runs, {report.failed} failed, {report.upstream_429} upstream 429s")
+        if report.errors:
+            print("  errors: " + ", ".join(f"{k} x{v}" for k, v in report.errors.items()))
+        print(f"  calls: " + ", ".join(f"{k} {v}" for k, v in report.upstream_calls.items())
+              + f"; oldest entry {report.oldest_entry_age_s / 60:.0f} min")
+    if report.users_total and report.refreshed == 0 and report.failed:
+        return 1
+    return 0

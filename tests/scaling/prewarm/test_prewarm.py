@@ -1,0 +1,140 @@
+"""The user-listens prewarm against the sandbox in virtual time."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from scaling.clock import VirtualClock
+from scaling.errors import TransientError
+from scaling.prewarm import AGGREGATE_KEY, ENTRY_KEY, Listen, PrewarmConfig, aggregate, plan, run_prewarm
+from scaling.prewarm_sources import LastfmListens, SpotifyArt
+from scaling.sandbox import Sandbox, SandboxConfig
+from scaling.services import Services
+from scaling.settings import Settings
+from scaling.store.memory import MemoryStore
+
+NOW = 1_767_225_600.0
+
+
+def listen(user: str, played: float | None, *, fetched: float = NOW, playing: bool = False,
+           track: str | None = "t") -> Listen:
+    return Listen(user, "a", "b", track, None, played, playing, fetched)
+
+
+def test_plan_puts_active_and_new_users_first_then_the_stalest() -> None:
+    """Active (listened in 2 h) and never-fetched users come first, then inactive users stalest first."""
+    entries = {
+        "old-fresh": listen("old-fresh", NOW - 10 * 3600, fetched=NOW - 60),
+        "old-stale": listen("old-stale", NOW - 10 * 3600, fetched=NOW - 4000),
+        "active": listen("active", NOW - 600),
+        "playing": listen("playing", NOW - 9000, playing=True),
+        "new": None,
+    }
+    order, n_active = plan(entries, now=NOW, active_window_s=7200)
+    assert n_active == 3
+    assert set(order[:3]) == {"active", "playing", "new"}
+    assert order[3:] == ["old-stale", "old-fresh"]
+
+
+def test_aggregate_is_now_playing_first_then_most_recent() -> None:
+    """The home page shows now-playing tracks first, then by play time, top 5, never-scrobbled left out."""
+    entries = [listen(f"u{i}", NOW - i * 100) for i in range(8)]
+    entries += [listen("np", NOW - 99999, playing=True), listen("nothing", None, track=None)]
+    top = aggregate(entries, top_n=5)
+    assert [e.username for e in top] == ["np", "u0", "u1", "u2", "u3"]
+
+
+def sandbox_services(clock: VirtualClock, listeners: int, active_share: float
+                     ) -> tuple[Sandbox, Services, MemoryStore]:
+    cfg = SandboxConfig.from_options(seed=1, latency="0.15-0.4", listeners=listeners, active_share=active_share)
+    sandbox = Sandbox(cfg, clock)
+    store = MemoryStore()
+    services = Services(Settings.defaults(), clock=clock, store=store, transport=sandbox.transport())
+    return sandbox, services, store
+
+
+def run_every_five_minutes(clock: VirtualClock, services: Services, store: MemoryStore, names: list[str],
+                           runs: int) -> list:  # type: ignore[type-arg]
+    async def main() -> list:  # type: ignore[type-arg]
+        reports = []
+        for _ in range(runs):
+            start = clock.now()
+            reports.append(await run_prewarm(
+                names, LastfmListens(services.lastfm, clock), store, clock, album_art=SpotifyArt(services.spotify),
+                call_counter=lambda: {"lastfm": services.fetchers["lastfm"].stats.attempts,
+                                      "lastfm_429": services.fetchers["lastfm"].stats.upstream_429}))
+            await clock.sleep(start + 300 - clock.now())
+        return reports
+
+    return clock.run(main())
+
+
+@pytest.mark.slow
+def test_thousand_users_five_percent_active_stay_fresh(clock: VirtualClock) -> None:
+    """1,000 users (5% active), Last.fm at 4/s, 150-400 ms latency, a run every 5 min for 4 h:
+    every run inside 30 s, 0 upstream 429s, every active user every run, no inactive user
+    staler than 75 min once the first pass is done (the physical bound is ~68 min)."""
+    sandbox, services, store = sandbox_services(clock, 1000, 0.05)
+    reports = run_every_five_minutes(clock, services, store, sandbox.population.names(), runs=48)
+    assert max(r.duration_s for r in reports) <= 30.0
+    assert sum(r.upstream_429 for r in reports) == 0
+    assert sandbox.stats().upstream("lastfm").rate_limited == 0
+    warm = reports[12:]  # the first hour is the initial pass over 1,000 never-fetched users
+    assert all(r.active_skipped == 0 for r in warm)
+    assert max(r.oldest_inactive_age_s for r in warm) <= 75 * 60
+    assert min(r.polled for r in warm) >= 0.9 * 120  # >= 90% of the Last.fm budget used
+
+
+def test_hundred_users_all_active_are_all_refreshed_every_run(clock: VirtualClock) -> None:
+    """100 users who all listen right now: each is polled on every run, inside the deadline."""
+    sandbox, services, store = sandbox_services(clock, 100, 1.0)
+    reports = run_every_five_minutes(clock, services, store, sandbox.population.names(), runs=6)
+    assert all(r.polled == 100 and r.skipped == 0 and r.failed == 0 for r in reports)
+    assert max(r.duration_s for r in reports) <= 30.0
+    agg = json.loads(store.get(AGGREGATE_KEY, now=clock.now()) or b"{}")
+    assert len(agg["tracks"]) == 5 and agg["version"] == 2
+
+
+def test_deadline_stops_cleanly_and_reports_who_was_skipped(clock: VirtualClock) -> None:
+    """With 10 s of deadline and 200 users, the run ends in time, keeps what it got, names the rest."""
+    sandbox, services, store = sandbox_services(clock, 200, 1.0)
+    names = sandbox.population.names()
+
+    async def main():  # type: ignore[no-untyped-def]
+        return await run_prewarm(names, LastfmListens(services.lastfm, clock), store, clock,
+                                 config=PrewarmConfig(deadline_s=10.0))
+
+    report = clock.run(main())
+    assert report.duration_s <= 10.0
+    assert report.refreshed + report.skipped == 200 and report.skipped > 150
+    fetched = [u for u in names if store.get(ENTRY_KEY.format(username=u), now=clock.now())]
+    assert len(fetched) == report.refreshed
+    assert set(report.skipped_users).isdisjoint(fetched)
+
+
+class FlakySource:
+    """Fails for one user; others answer."""
+
+    def __init__(self, bad: str) -> None:
+        self.bad = bad
+        self.calls = 0
+
+    async def latest_listen(self, username: str, *, budget_s: float, slot_budget_s: float) -> Listen | None:
+        self.calls += 1
+        if username == self.bad:
+            raise TransientError("HTTP 503", upstream="lastfm", endpoint="user.getrecenttracks")
+        return listen(username, NOW - 60, fetched=NOW)
+
+
+def test_a_failure_keeps_the_users_last_good_entry(clock: VirtualClock) -> None:
+    """An upstream error for one user leaves their previous entry untouched."""
+    store = MemoryStore()
+    good = replace(listen("bob", NOW - 30_000, fetched=NOW - 5000), track="last good")
+    store.set(ENTRY_KEY.format(username="bob"), good.to_json(), now=clock.now())
+    report = clock.run(run_prewarm(["amy", "bob"], FlakySource("bob"), store, clock))
+    assert report.failed == 1 and report.refreshed == 1 and report.errors == {"TransientError": 1}
+    kept = Listen.from_json(store.get(ENTRY_KEY.format(username="bob"), now=clock.now()) or b"")
+    assert kept.track == "last good"

@@ -11,8 +11,8 @@ fires, updated ``resolved`` when the value is back within the threshold (or the
 subject has no data any more). Nothing fires twice while a row is firing, so every
 replica and every run agrees on one episode. ``delivered`` means the notice for the
 row's current state went out: firing sets it once the firing notice is sent,
-resolving clears it until the resolution notice is sent. Undelivered notices are
-retried by later runs for a day, so a webhook outage delays notices, never loses them.
+resolving clears it until the resolution notice is sent; `collectors.webhook.deliver_pending`
+sends what is undelivered, so a webhook outage delays notices for up to a day, never loses them.
 
 Hold times and look-back windows scale with ``scale`` (``--interval-scale``), so a
 demo running every job 20x faster also alerts 20x faster.
@@ -26,11 +26,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, func, select, update
 
-from collectors.webhook import Delivery, chat_payload
 from scaling.errors import StoreError
 from scaling.metrics import models as m
 from scaling.metrics import queries as q
@@ -39,15 +38,10 @@ from scaling.metrics.writer import MetricsWriter
 from scaling.store import StateStore
 
 __all__ = [
-    "Evidence", "JobTiming", "Notifier", "Reading", "Rule", "default_rules", "deliver_pending", "evaluate",
-    "month_spend", "notice_text",
+    "Evidence", "JobTiming", "Reading", "Rule", "default_rules", "duration_text", "evaluate", "month_spend",
 ]
 
 log = logging.getLogger("headroom.alerts")
-
-#: Undelivered notices older than this are given up on.
-DELIVERY_MAX_AGE_S = 86400.0
-
 
 @dataclass(frozen=True, slots=True)
 class JobTiming:
@@ -118,13 +112,7 @@ class Rule:
 
     def describe(self, reading: Reading) -> str:
         return self.message.format(subject=reading.subject, value=reading.value, threshold=self.threshold,
-                                   detail=reading.detail, hold=_duration(self.hold_s))
-
-
-class Notifier(Protocol):
-    """Sends one chat notification (`collectors.webhook.Webhook` is one)."""
-
-    def send(self, payload: Mapping[str, Any]) -> Delivery: ...
+                                   detail=reading.detail, hold=duration_text(self.hold_s))
 
 
 # --- measures -----------------------------------------------------------------------------------
@@ -158,7 +146,7 @@ def _upstream_429(ev: Evidence) -> list[Reading]:
     for upstream, key, n in rows:
         s = _subject(upstream, key)
         out[s] = out.get(s, 0.0) + float(n or 0)
-    return [Reading(s, v, f"in the last {_duration(300.0 * ev.scale)}") for s, v in sorted(out.items())]
+    return [Reading(s, v, f"in the last {duration_text(300.0 * ev.scale)}") for s, v in sorted(out.items())]
 
 
 def _cron_p95(ev: Evidence) -> list[Reading]:
@@ -211,7 +199,7 @@ def _missed(ev: Evidence) -> list[Reading]:
         silent = ev.now - newest - timing.interval_s
         if silent > timing.interval_s + timing.grace_s:
             n = math.floor(silent / timing.interval_s)
-            out.append(Reading(job, float(n), f"no run recorded for {_duration(ev.now - newest)}"))
+            out.append(Reading(job, float(n), f"no run recorded for {duration_text(ev.now - newest)}"))
         elif last is not None and last.outcome == "skipped" and (last.error or "").startswith("missed"):
             out.append(Reading(job, 1.0, last.error or ""))
         else:
@@ -388,46 +376,8 @@ def _resolve(engine: Engine, alert_id: int, *, now: float, value: float | None) 
         conn.execute(update(a).where(a.c.id == alert_id, a.c.state == "firing").values(**values))
 
 
-# --- delivery ----------------------------------------------------------------------------------------
-
-def notice_text(row: Any) -> str:
-    """The chat message for an alert row's current state."""
-    if row.state == "firing":
-        icon = ":rotating_light:" if row.severity == "critical" else ":warning:"
-        return f"{icon} [{row.severity.upper()}] {row.rule}: {row.message}"
-    lasted = _duration(max(0.0, (row.resolved_at or row.started_at) - row.started_at))
-    return f":white_check_mark: [RESOLVED] {row.rule}: {row.message} (lasted {lasted})"
-
-
-def deliver_pending(engine: Engine, notifier: Notifier | None, *, now: float, source: str = DEFAULT_SOURCE,
-                    max_age_s: float = DELIVERY_MAX_AGE_S, limit: int = 20) -> dict[str, Any]:
-    """Send the notices not yet delivered, oldest first; stop at the first failure (retried next run).
-
-    Returns:
-        ``sent``, ``failed``, ``waiting`` counts and the last ``error``.
-    """
-    a = m.ALERT_EVENTS
-    recent = or_(a.c.started_at >= now - max_age_s, a.c.resolved_at >= now - max_age_s)
-    with engine.connect() as conn:
-        rows = conn.execute(select(a).where(a.c.delivered.is_(False), a.c.source == source, recent)
-                            .order_by(a.c.id).limit(limit)).all()
-    if notifier is None:
-        return {"sent": 0, "failed": 0, "waiting": len(rows), "error": "no webhook configured" if rows else None}
-    sent = 0
-    for row in rows:
-        delivery = notifier.send(chat_payload(notice_text(row)))
-        if not delivery.ok:
-            log.warning("alert %s/%s: notice not delivered after %d attempt(s): %s", row.rule, row.subject,
-                        delivery.attempts, delivery.error)
-            return {"sent": sent, "failed": 1, "waiting": len(rows) - sent, "error": delivery.error}
-        with engine.begin() as conn:
-            # Only for the state the notice described: a resolution in between needs its own.
-            conn.execute(update(a).where(and_(a.c.id == row.id, a.c.state == row.state)).values(delivered=True))
-        sent += 1
-    return {"sent": sent, "failed": 0, "waiting": 0, "error": None}
-
-
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """Seconds as a short human duration: "45s", "12 min", "3.5 h", "2.0 days"."""
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:

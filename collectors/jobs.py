@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, inspect, literal, select
 
-from collectors import alerts
+from collectors import alerts, webhook
 from collectors.runs import DeadlineExceeded, JobContext, SkipRun, close_abandoned
 from scaling.appdb.cleanup import BatchInfo, Retention, run_cleanup
 from scaling.appdb.models import metadata as app_metadata
@@ -285,7 +285,7 @@ async def heartbeat_job(ctx: JobContext, *, store: StateStore, work_s: float = 0
 # --- alerts --------------------------------------------------------------------------------------
 
 def alerts_job(ctx: JobContext, *, rules: Iterable[alerts.Rule], evidence: Callable[[float], alerts.Evidence],
-               writer: MetricsWriter, store: StateStore | None, notifier: alerts.Notifier | None,
+               writer: MetricsWriter, store: StateStore | None, notifier: webhook.Notifier | None,
                every_s: float = 60.0) -> dict[str, Any]:
     """Close runs whose replica died, evaluate the alert rules, send notices not yet delivered.
 
@@ -300,5 +300,5 @@ def alerts_job(ctx: JobContext, *, rules: Iterable[alerts.Rule], evidence: Calla
     ctx.check()
     out.update(alerts.evaluate(rules, ev, writer=writer, store=store, every_s=every_s))
     ctx.check()
-    out["delivery"] = alerts.deliver_pending(writer.engine, notifier, now=ctx.clock.now(), source=ev.source)
+    out["delivery"] = webhook.deliver_pending(writer.engine, notifier, now=ctx.clock.now(), source=ev.source)
     return out

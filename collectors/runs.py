@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select, update
 
@@ -48,9 +48,12 @@ from scaling.metrics.records import DEFAULT_SOURCE, JobRun
 from scaling.metrics.writer import MetricsWriter
 from scaling.store import StateStore
 
+if TYPE_CHECKING:
+    from collectors.loop import AsyncRunner
+
 __all__ = [
-    "AsyncRunner", "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "LoopThread", "RunOutcome", "SkipRun",
-    "close_abandoned", "lease_key", "run_job", "slot_of",
+    "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "RunOutcome", "SkipRun", "close_abandoned",
+    "lease_key", "run_job", "slot_of",
 ]
 
 log = logging.getLogger("headroom.collectors")
@@ -63,7 +66,7 @@ MAX_BACKFILL = 10
 #: The lease outlives the deadline by this much, so a late replica still finds it.
 LEASE_MARGIN_S = 60.0
 #: How often a waiting wrapper looks at the stop event.
-_POLL_S = 0.05
+POLL_S = 0.05
 
 JobFn = Callable[["JobContext"], Any]
 
@@ -144,70 +147,6 @@ class RunOutcome:
         return self.outcome not in (NOT_CLAIMED, NOT_RUN)
 
 
-class AsyncRunner(Protocol):
-    """Runs a coroutine to completion from a scheduler thread and returns its result."""
-
-    def __call__(self, coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any: ...
-
-
-class LoopThread:
-    """One event loop in a daemon thread, shared by every async job of the process.
-
-    Clients bound to a loop (httpx.AsyncClient) then live across runs. A run that
-    outlives ``backstop_s`` of real time, or is running when ``stop`` is set, is cancelled.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="collectors-loop", daemon=True)
-        self._thread.start()
-
-    def __call__(self, coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        until = time.monotonic() + backstop_s
-        while True:
-            try:
-                return future.result(timeout=_POLL_S)
-            except TimeoutError:
-                if future.done():
-                    return future.result()
-                if stop.is_set():
-                    future.cancel()
-                    raise Interrupted("the collector is shutting down") from None
-                if time.monotonic() > until:
-                    future.cancel()
-                    raise DeadlineExceeded(f"still running {backstop_s:g}s after it started") from None
-
-    def close(self) -> None:
-        """Cancel what is still running on the loop, then stop and close it."""
-
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        if self._thread.is_alive():
-            try:
-                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=2.0)
-            except Exception as exc:  # noqa: BLE001 - a task ignoring cancellation must not block exit
-                log.debug("collectors loop: tasks did not finish cancelling: %s", exc)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=2.0)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
-def clock_runner(clock: Clock) -> AsyncRunner:
-    """The runner for a clock: `VirtualClock.run` for virtual time, else a fresh ``asyncio.run``."""
-    run = getattr(clock, "run", None)
-
-    def runner(coro: Coroutine[Any, Any, Any], *, stop: threading.Event, backstop_s: float) -> Any:
-        return run(coro) if run is not None else asyncio.run(coro)
-
-    return runner
-
-
 def slot_of(t: float, interval_s: float) -> float:
     """The start of the ``interval_s`` slot (aligned to the epoch) that ``t`` falls in.
 
@@ -253,7 +192,7 @@ def run_job(name: str, scheduled_at: float, fn: JobFn, *, writer: MetricsWriter,
     slot = round(float(scheduled_at), 3)
     try:
         return _run(name, slot, fn, writer=writer, lease_store=lease_store, clock=clock, deadline_s=deadline_s,
-                    grace_s=grace_s, interval_s=interval_s, async_runner=async_runner or clock_runner(clock),
+                    grace_s=grace_s, interval_s=interval_s, async_runner=async_runner or _clock_runner(clock),
                     stop=stop or threading.Event(), owner=owner or writer.host, source=source,
                     not_before=not_before)
     except Exception as exc:  # noqa: BLE001 - the wrapper must never take the scheduler down
@@ -312,6 +251,12 @@ def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_stor
     return _finish(writer, name, slot, outcome, lateness, clock.now() - start, error, report, claimed is True, source)
 
 
+def _clock_runner(clock: Clock) -> AsyncRunner:
+    from collectors.loop import clock_runner
+
+    return clock_runner(clock)
+
+
 def _execute(fn: JobFn, ctx: JobContext, deadline_s: float, async_runner: AsyncRunner,
              stop: threading.Event) -> Any:
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "func", None)):
@@ -348,7 +293,7 @@ def _in_thread(fn: JobFn, ctx: JobContext, deadline_s: float, stop: threading.Ev
     # the scheduler's pool or the process exit.
     threading.Thread(target=target, name=f"job-{ctx.job}", daemon=True).start()
     until = time.monotonic() + deadline_s
-    while not done.wait(_POLL_S):
+    while not done.wait(POLL_S):
         if stop.is_set():
             raise Interrupted("the collector is shutting down")
         if time.monotonic() > until:

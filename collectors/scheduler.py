@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from collectors import alerts, jobs
-from collectors.runs import AsyncRunner, JobFn, LoopThread, RunOutcome, SkipRun, run_job, slot_of
+from collectors.loop import AsyncRunner, LoopThread
+from collectors.runs import JobFn, RunOutcome, SkipRun, run_job, slot_of
 from collectors.webhook import Webhook
 from scaling.appdb.engine import make_engine
 from scaling.clock import Clock, StoreTimeClock, SystemClock

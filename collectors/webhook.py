@@ -5,6 +5,9 @@ characters); each ignores the other's field. A POST is retried with exponential
 backoff and jitter (stamina) on connection errors, timeouts, 429 (honouring a
 short ``Retry-After``) and 5xx; any other 4xx is final, since resending the same
 body cannot fix it. Nothing here raises: the result says whether it went out.
+
+`deliver_pending` sends the notices of alert episodes (`collectors.alerts`) not yet
+delivered, oldest first, and marks each delivered for the state it described.
 """
 
 from __future__ import annotations
@@ -13,20 +16,27 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import stamina
 
+from sqlalchemy import Engine, and_, or_, select, update
+
+from collectors.alerts import duration_text
+from scaling.metrics import models as m
+from scaling.metrics.records import DEFAULT_SOURCE
 from scaling.retry_after import parse_retry_after
 
-__all__ = ["DISCORD_MAX_CHARS", "Delivery", "Webhook", "chat_payload"]
+__all__ = ["DISCORD_MAX_CHARS", "Delivery", "Notifier", "Webhook", "chat_payload", "deliver_pending", "notice_text"]
 
 log = logging.getLogger("headroom.alerts")
 
 DISCORD_MAX_CHARS = 2000
 #: The longest Retry-After honoured between attempts; longer ones wait for the next alerts run.
 MAX_RETRY_AFTER_S = 10.0
+#: Undelivered notices older than this are given up on.
+DELIVERY_MAX_AGE_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +133,46 @@ class Webhook:
     def __repr__(self) -> str:
         # Webhook URLs are credentials (anyone holding one can post): show the host only.
         return f"Webhook({httpx.URL(self.url).host!r})"
+
+
+class Notifier(Protocol):
+    """Sends one chat notification (`collectors.webhook.Webhook` is one)."""
+
+    def send(self, payload: Mapping[str, Any]) -> Delivery: ...
+
+
+def notice_text(row: Any) -> str:
+    """The chat message for an alert row's current state."""
+    if row.state == "firing":
+        icon = ":rotating_light:" if row.severity == "critical" else ":warning:"
+        return f"{icon} [{row.severity.upper()}] {row.rule}: {row.message}"
+    lasted = duration_text(max(0.0, (row.resolved_at or row.started_at) - row.started_at))
+    return f":white_check_mark: [RESOLVED] {row.rule}: {row.message} (lasted {lasted})"
+
+
+def deliver_pending(engine: Engine, notifier: Notifier | None, *, now: float, source: str = DEFAULT_SOURCE,
+                    max_age_s: float = DELIVERY_MAX_AGE_S, limit: int = 20) -> dict[str, Any]:
+    """Send the notices not yet delivered, oldest first; stop at the first failure (retried next run).
+
+    Returns:
+        ``sent``, ``failed``, ``waiting`` counts and the last ``error``.
+    """
+    a = m.ALERT_EVENTS
+    recent = or_(a.c.started_at >= now - max_age_s, a.c.resolved_at >= now - max_age_s)
+    with engine.connect() as conn:
+        rows = conn.execute(select(a).where(a.c.delivered.is_(False), a.c.source == source, recent)
+                            .order_by(a.c.id).limit(limit)).all()
+    if notifier is None:
+        return {"sent": 0, "failed": 0, "waiting": len(rows), "error": "no webhook configured" if rows else None}
+    sent = 0
+    for row in rows:
+        delivery = notifier.send(chat_payload(notice_text(row)))
+        if not delivery.ok:
+            log.warning("alert %s/%s: notice not delivered after %d attempt(s): %s", row.rule, row.subject,
+                        delivery.attempts, delivery.error)
+            return {"sent": sent, "failed": 1, "waiting": len(rows) - sent, "error": delivery.error}
+        with engine.begin() as conn:
+            # Only for the state the notice described: a resolution in between needs its own.
+            conn.execute(update(a).where(and_(a.c.id == row.id, a.c.state == row.state)).values(delivered=True))
+        sent += 1
+    return {"sent": sent, "failed": 0, "waiting": 0, "error": None}

@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from collectors import alerts
-from collectors.alerts import Evidence, JobTiming, Reading, Rule, default_rules, deliver_pending, evaluate
-from collectors.webhook import Webhook
+from collectors.alerts import Evidence, JobTiming, Reading, Rule, default_rules, evaluate
+from collectors.webhook import Webhook, deliver_pending
 from scaling.clock import VirtualClock
 from scaling.metrics import models as m
 from scaling.metrics.records import AiUsage, HeadroomSample, JobRun, TableStats
@@ -251,4 +250,3 @@ def test_default_rules_cover_the_issue() -> None:
     assert (rules["rate_limit_usage"].threshold, rules["rate_limit_usage"].hold_s) == (0.8, 300.0)
     assert rules["db_forecast"].below and rules["db_forecast"].threshold == 30
     assert {r.name: r.hold_s for r in default_rules(0.05)}["rate_limit_usage"] == pytest.approx(15.0)
-    assert alerts.notice_text is not None

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from collectors.loop import LoopThread
 from collectors.runs import (
-    NOT_CLAIMED, NOT_RUN, DeadlineExceeded, JobContext, LoopThread, SkipRun, close_abandoned, lease_key, run_job,
+    NOT_CLAIMED, NOT_RUN, DeadlineExceeded, JobContext, SkipRun, close_abandoned, lease_key, run_job,
     slot_of,
 )
 from scaling.clock import VirtualClock

@@ -1,0 +1,127 @@
+"""Overview: users now and their trend, the phase the scaling triggers require, each plan item's
+readiness with its evidence, the next trigger's forecast date, and alerts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from scaling.dashboard import controls, data, forecasting
+from scaling.dashboard import formatting as fmt
+from scaling.dashboard.charts import Threshold, series_label, time_chart
+from scaling.dashboard.services import services
+from scaling.dashboard.timerange import coarsen
+
+BADGES = {"ready": ":green-badge[ready]", "at risk": ":orange-badge[at risk]", "not ready": ":red-badge[not ready]",
+          "unknown": ":gray-badge[unknown]"}
+
+svc = services()
+v = controls.view()
+controls.header("Overview", "Users, the phase of the scaling plan they call for, and whether each item is ready",
+                v.window(controls.now(svc)), controls.now(svc))
+
+
+def _users(window, at: float, readiness) -> None:  # type: ignore[no-untyped-def]
+    latest = data.latest_users(svc, v.source)
+    series = data.users(svc, window, v.source)
+    first = series.sort_values("ts").groupby("source").head(1).set_index("source")
+    c = st.columns(3)
+    for col, (field, label) in zip(c, (("total", "Users"), ("with_lastfm", "With Last.fm"), ("active", "Active"))):
+        values = {s: getattr(u, field) for s, u in latest.items()}
+        text = " · ".join(f"{n:,} {s}" for s, n in values.items()) if len(values) > 1 else \
+            fmt.count(next(iter(values.values())))
+        deltas = [values[s] - int(first.loc[s, field]) for s in values if s in first.index]
+        col.metric(label, text, border=True, delta=f"{deltas[0]:+,} in {window.label}" if len(deltas) == 1 else None,
+                   help="newest user-count sample" + (f" ({fmt.ago(max(u.ts for u in latest.values()), at)})"))
+    mod = forecasting.capacity_module("triggers")
+    lines: list[Threshold] = []
+    if mod is not None and len(series):
+        top = float(series["total"].max())
+        above = [t for t in mod.TRIGGERS if t.users > top][:1]
+        lines = [Threshold(float(t.users), f"{t.users:,} users → Phase {t.phase}", "trigger")
+                 for t in mod.TRIGGERS if t.users <= top] + \
+                [Threshold(float(t.users), f"next: {t.users:,} users → Phase {t.phase}", "warning") for t in above]
+    long = series.melt(id_vars=["ts", "source"], value_vars=["total", "with_lastfm", "active"], var_name="users",
+                       value_name="count")
+    long["series"] = series_label(long.assign(users=long["users"].str.replace("_", " ")), ["users"])
+    long.attrs = series.attrs
+    long = coarsen(long, ["series", "users", "source"], {"count": "max"})
+    st.altair_chart(time_chart(long, "count", title="Users over time, with the plan's scaling triggers",
+                               y_title="users", series="series", thresholds=lines, height=320), width="stretch")
+    if readiness is not None and readiness.users_trend:
+        st.caption(f"Trend: {readiness.users_trend}.")
+
+
+def _phase_header(readiness) -> None:  # type: ignore[no-untyped-def]
+    required = readiness.required_phase
+    titles = {p.phase: p.title for p in readiness.phases}
+    nxt = readiness.next_trigger
+    c = st.columns(3)
+    c[0].metric("Phase required now", f"Phase {required}" if required else "none yet", border=True,
+                delta=titles.get(required, "below the first trigger (50 users)"), delta_color="off", delta_arrow="off")
+    if nxt is None:
+        c[1].metric("Next trigger", "all passed", border=True)
+    else:
+        when = fmt.timestamp(nxt.date, with_time=False) if nxt.date else "not at this trend"
+        band = (f"between {fmt.timestamp(nxt.earliest, with_time=False)} and "
+                f"{fmt.timestamp(nxt.latest, with_time=False) if nxt.latest else 'later'}") if nxt.date else ""
+        c[1].metric(f"Next trigger: {nxt.users:,} users", when, border=True, delta=nxt.action, delta_color="off", delta_arrow="off",
+                    help=f"forecast crossing date from the user trend; {band}" if band else None)
+    c[2].metric(f"Readiness for Phase {readiness.target_phase}", f"{readiness.readiness_pct:.0f}%", border=True,
+                delta=f"Phase {readiness.required_phase_forecast} needed in {readiness.forecast_days} days",
+                delta_color="off", delta_arrow="off", help="share of items of phases 1..required that are ready (at risk counts half)")
+    for warning in readiness.warnings:
+        st.warning(warning, icon=":material/warning:")
+
+
+def _phases(readiness) -> None:  # type: ignore[no-untyped-def]
+    st.subheader("Phase readiness")
+    for phase in readiness.phases:
+        flag = "required now" if phase.required else "required within the forecast" if phase.required_forecast \
+            else f"from {phase.trigger_users:,} users"
+        with st.expander(f"Phase {phase.phase} · {phase.title} — {flag} — {phase.score:.0%} ready",
+                         expanded=phase.required or phase.required_forecast):
+            for item in phase.items:
+                st.markdown(f"{BADGES.get(item.status.value, item.status.value)} **{item.item} {item.title}** — "
+                            f"{item.evidence}", help=item.rule)
+
+
+def _alerts(window, at: float) -> None:  # type: ignore[no-untyped-def]
+    st.subheader("Alerts")
+    found = data.alerts(svc, window.since, v.source)
+    firing = found[found.state == "firing"]
+    resolved = found[(found.state == "resolved")]
+    if firing.empty:
+        st.success("No alert is firing.")
+    for row in firing.itertuples():
+        st.error(f"**{row.rule}** on {row.subject} ({row.severity}, since {fmt.ago(row.started_at.timestamp(), at)})"
+                 f": {row.message}", icon=":material/notifications_active:")
+    if len(resolved):
+        st.caption(f"Resolved in {window.label}:")
+        st.dataframe(resolved.assign(started_at=resolved.started_at.dt.strftime("%Y-%m-%d %H:%M"),
+                                     resolved_at=resolved.resolved_at.dt.strftime("%Y-%m-%d %H:%M"))
+                     [["started_at", "resolved_at", "rule", "subject", "severity", "message", "source"]],
+                     hide_index=True, width="stretch")
+    elif firing.empty:
+        st.caption(f"No alert fired in {window.label}.")
+
+
+def body() -> None:
+    at = controls.now(svc)
+    window = v.window(at)
+    with controls.guard(svc):
+        if not data.latest_users(svc, v.source):
+            controls.empty_state(svc, "user counts", source=v.source)
+            return
+        readiness = forecasting.readiness(svc, at, v.source)
+        if readiness is not None:
+            _phase_header(readiness)
+        else:
+            st.info(forecasting.missing_note("readiness"))
+        _users(window, at, readiness)
+        if readiness is not None:
+            _phases(readiness)
+        _alerts(window, at)
+
+
+controls.run_live(v, body)

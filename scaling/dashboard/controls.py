@@ -1,0 +1,131 @@
+"""The Streamlit side every page shares: sidebar controls, "now", headers, live fragments, empty states.
+
+The sidebar (time range, source, refresh) is rendered once by ``app.py`` so its
+widgets keep their values across pages; pages read the choice with `view()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import streamlit as st
+
+from scaling.dashboard import formatting as fmt
+from scaling.dashboard.services import Services
+from scaling.dashboard.timerange import DEFAULT_PRESET, PRESETS, RangeChoice, Window, resolve
+from scaling.errors import ConfigurationError, StoreError
+
+__all__ = ["REFRESH_CHOICES", "View", "empty_state", "guard", "header", "now", "run_live", "sidebar", "view"]
+
+#: Refresh label -> seconds (None: off).
+REFRESH_CHOICES: dict[str, int | None] = {"Off": None, "30 s": 30, "1 min": 60, "5 min": 300}
+_CUSTOM = "Custom dates…"
+_VIEW_KEY = "headroom_view"
+#: Session key (or ``?now=`` query parameter) that pins "now", for tests and screenshots.
+NOW_KEY = "headroom_now"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the sidebar chose: a range, a source (None = all) and a refresh interval."""
+
+    choice: RangeChoice = RangeChoice()
+    source: str | None = None
+    refresh_s: int | None = 60
+
+    def window(self, at: float) -> Window:
+        return resolve(self.choice, at)
+
+
+def now(svc: Services) -> float:
+    """Epoch seconds "now": the services' clock unless pinned by ``?now=`` or session state."""
+    pinned = st.session_state.get(NOW_KEY)
+    if pinned is None and "now" in st.query_params:
+        try:
+            pinned = float(st.query_params["now"])
+        except ValueError:
+            st.warning(f"Ignoring ?now={st.query_params['now']!r}: expected epoch seconds.")
+        else:
+            st.session_state[NOW_KEY] = pinned
+    return float(pinned) if pinned is not None else svc.clock.now()
+
+
+def sidebar(svc: Services, source_options: list[str]) -> View:
+    """Render the shared controls in the sidebar and remember the choice for the pages."""
+    with st.sidebar:
+        st.markdown("**Time range**")
+        presets = [*PRESETS, _CUSTOM]
+        picked = st.selectbox("Time range", presets, index=presets.index(DEFAULT_PRESET), key="range_preset",
+                              label_visibility="collapsed")
+        choice = RangeChoice(picked) if picked != _CUSTOM else _custom_dates(now(svc))
+        labels = ["all", *source_options]
+        chosen = st.selectbox("Source", labels, key="source", help=(
+            "collectors: measured by Headroom's own collectors; worker: ingested from the production Worker's "
+            "`wrangler tail`; demo: generated history. 'all' shows them side by side."))
+        refresh = st.selectbox("Live refresh", list(REFRESH_CHOICES), index=2, key="refresh",
+                               help="Re-reads the charts on a timer without rerunning the whole page.")
+        st.caption(f"Metrics DB: `{svc.db_key}`")
+    chosen_view = View(choice, None if chosen == "all" else chosen, REFRESH_CHOICES[refresh])
+    st.session_state[_VIEW_KEY] = chosen_view
+    return chosen_view
+
+
+def _custom_dates(at: float) -> RangeChoice:
+    today = date.fromtimestamp(at)
+    picked = st.date_input("Dates (UTC)", value=(today - timedelta(days=6), today), key="range_dates",
+                           max_value=today)
+    if isinstance(picked, tuple) and len(picked) == 2:
+        return RangeChoice(None, picked[0], picked[1])
+    st.caption("Pick an end date too; showing the last 7 days until then.")
+    return RangeChoice(DEFAULT_PRESET)
+
+
+def view() -> View:
+    """The sidebar's current choice (defaults when a page runs without ``app.py``)."""
+    current = st.session_state.get(_VIEW_KEY)
+    return current if isinstance(current, View) else View()
+
+
+def header(title: str, caption: str, window: Window | None = None, at: float | None = None) -> None:
+    """The page title, what the page answers, and the window shown."""
+    st.title(title)
+    if window is not None and at is not None:
+        caption += f" · {window.label}: {fmt.timestamp(window.since)} → {fmt.timestamp(min(window.until, at))}"
+    st.caption(caption)
+
+
+def run_live(v: View, body: Callable[[], None]) -> None:
+    """Run ``body`` as a fragment that re-runs itself every ``v.refresh_s`` seconds (or never).
+
+    Only the fragment re-runs on the timer, reading "now" afresh so a relative range
+    slides forward; the sidebar and page header stay put.
+    """
+    st.fragment(body, run_every=v.refresh_s)()
+
+
+def empty_state(svc: Services, what: str, *, source: str | None = None) -> None:
+    """Say what to do when there is nothing to show, instead of an empty chart or a traceback."""
+    scope = f" from source '{source}'" if source else ""
+    st.info(
+        f"No {what}{scope} in this range of `{svc.db_key}`.\n\n"
+        "To fill the metrics DB:\n"
+        "1. `python -m scaling migrate` (creates the tables)\n"
+        "2. `python -m collectors` (measures the live service layer), or\n"
+        "   `python -m scaling demo-metrics --days 90` (generated history to explore)\n\n"
+        "Or pick a longer time range or another source in the sidebar.")
+
+
+@contextlib.contextmanager
+def guard(svc: Services) -> Iterator[None]:
+    """Turn store and configuration errors into a one-line explanation on the page."""
+    try:
+        yield
+    except StoreError as err:
+        st.warning(f"The metrics DB cannot be read: {err}")
+        st.markdown("Run `python -m scaling migrate` to create it, then `python -m collectors` or "
+                    "`python -m scaling demo-metrics --days 90` to fill it.")
+    except ConfigurationError as err:
+        st.error(f"Configuration problem: {err}")

@@ -1,0 +1,136 @@
+"""Each page rendered by AppTest on 30 days of demo metrics: no exception, its key numbers, its thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import altair as alt
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from scaling.dashboard import formatting as fmt
+from scaling.metrics import queries as q
+from scaling.metrics.db import open_metrics_db
+from tests.dashboard.conftest import NOW, PAGES, charts, texts, thresholds
+
+pytestmark = pytest.mark.sqlite
+OpenPage = Callable[..., AppTest]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_its_title_and_charts_within_budget(open_page: OpenPage, demo_url: str,
+                                                               page: str) -> None:
+    """Every page runs without an exception, and no chart ships more than 2,000 data rows."""
+    at = open_page(page, demo_url)
+    assert not at.exception, at.exception
+    assert at.title[0].value == page.replace("_", " ").capitalize().replace("Ai cost", "AI cost")
+    for chart in charts(at):
+        assert sum(len(rows) for rows in chart["rows"].values()) <= 2000, chart.get("title")
+        spec = {k: v for k, v in chart.items() if k != "rows"}
+        alt.LayerChart.from_dict(spec, validate=True)  # a valid Vega-Lite layer spec
+
+
+def test_overview_shows_users_phase_readiness_forecast_and_alerts(open_page: OpenPage, demo_url: str) -> None:
+    """The overview names the users now, the required phase, each item's evidence, the next trigger and alerts."""
+    at = open_page("overview", demo_url)
+    users = q.latest_user_counts(open_metrics_db(demo_url))
+    assert users is not None and users.total == 120
+    assert metric(at, "Users") == "120"
+    assert metric(at, "With Last.fm") == fmt.count(users.with_lastfm)
+    assert metric(at, "Active") == fmt.count(users.active)
+    assert metric(at, "Phase required now") == "Phase 2"
+    nxt = next(m for m in at.metric if m.label.startswith("Next trigger"))
+    assert nxt.label == "Next trigger: 150 users" and nxt.value[:4] == "2026"
+    page = texts(at)
+    assert "1.1 Spotify rate limiting" in page and "upstream 429s in 7 days" in page
+    assert "2.2 Cron optimization" in page and "cron p95" in page
+    assert "cleanup: last successful run" in page
+    assert "cron_timeout" in page  # the demo's alert still firing
+    users_chart = charts(at)[0]
+    assert {50.0, 100.0, 150.0} <= set(thresholds(users_chart).values())
+
+
+def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(open_page: OpenPage, demo_url: str) -> None:
+    """One chart per upstream with the 80% warning and the configured limit, 429s marked, cooldowns shaded."""
+    at = open_page("rate_limits", demo_url)
+    per_upstream = [c for c in charts(at) if "share of limit" in c["title"]]
+    assert sorted(c["title"].split(":")[0] for c in per_upstream) == ["lastfm", "openai", "perplexity", "songlink",
+                                                                       "spotify"]
+    for chart in per_upstream:
+        lines = thresholds(chart)
+        assert lines["80% warning"] == 0.8
+        assert 1.0 in lines.values()
+        names = [layer.get("name") for layer in chart["layer"]]
+        assert "marker:upstream_429" in names and "band:cooldown_share" in names
+        top = chart["layer"][names.index("data")]["encoding"]["y"]["scale"]["domain"][1]
+        assert top > 1.0  # the limit line is inside the y-domain even when nothing nears it
+    spotify = next(c for c in per_upstream if c["title"].startswith("spotify"))
+    assert thresholds(spotify)["limit 120/60s"] == 1.0
+    engine = open_metrics_db(demo_url)
+    latest = q.latest_headroom(engine, now=NOW)
+    spotify_now = latest[latest.upstream == "spotify"]["utilisation"].max()
+    assert metric(at, "spotify") == fmt.percent(spotify_now)
+
+
+def test_cron_compares_durations_with_the_deadline(open_page: OpenPage, demo_url: str) -> None:
+    """Cron shows p95 against 30 s, the 24 s warning and 30 s deadline lines, failures and users polled."""
+    at = open_page("cron", demo_url)
+    engine = open_metrics_db(demo_url)
+    summary = q.cron_summary(engine, NOW - 7 * 86400, NOW + 30)
+    prewarm = summary[summary.job == "prewarm"].iloc[0]
+    assert metric(at, "p95 duration") == fmt.duration(prewarm.duration_p95)
+    assert metric(at, "Runs") == fmt.count(prewarm.runs)
+    assert metric(at, "Failed or timed out") == fmt.count(prewarm.failed + prewarm.timed_out)
+    duration = charts(at)[0]
+    assert thresholds(duration) == {"24 s warning": 24.0, "30 s deadline": 30.0}
+    titles = [c["title"] for c in charts(at)]
+    assert "Users polled and skipped per run (mean per bucket)" in titles
+    assert "Outcomes per bucket" in titles
+
+
+def test_database_measures_size_against_the_10_gb_limit(open_page: OpenPage, demo_url: str) -> None:
+    """Database shows the size, its share of 10 GB, the limit line, rows deleted and the forecast."""
+    at = open_page("database", demo_url)
+    engine = open_metrics_db(demo_url)
+    latest = q.latest_db_stats(engine)
+    whole = latest[latest.table_name == "*"].iloc[0]
+    assert metric(at, "Database size") == fmt.bytes_(whole.bytes)
+    assert metric(at, "Rows") == fmt.count(whole.rows)
+    size_chart = next(c for c in charts(at) if c["title"] == "Database size against the limit")
+    assert thresholds(size_chart) == {"8.0 GB warning": 8.0, "10.0 GB limit": 10.0}
+    assert metric(at, "Reaches the limit") in ("> 10 years", "reached") or metric(at, "Reaches the limit")[:2] == "20"
+    assert "rows deleted" in texts(at)
+
+
+def test_cache_shows_hit_rate_and_size_per_family(open_page: OpenPage, demo_url: str) -> None:
+    """Cache shows the overall hit rate the summary query gives, and one series per key family."""
+    at = open_page("cache", demo_url)
+    engine = open_metrics_db(demo_url)
+    summary = q.cache_summary(engine, NOW - 7 * 86400, NOW + 30)
+    rate = summary.hits.sum() / (summary.hits.sum() + summary.misses.sum())
+    assert metric(at, "Hit rate") == fmt.percent(rate, 1)
+    hit_chart = charts(at)[0]
+    data = hit_chart["rows"][hit_chart["layer"][0]["data"]["name"]]
+    assert set(data["series"]) == set(summary.family)
+
+
+def test_ai_cost_shows_spend_budgets_projection_and_exports(open_page: OpenPage, demo_url: str) -> None:
+    """AI cost shows the range's spend from the cost query, budget lines, month-to-date and two downloads."""
+    at = open_page("ai_cost", demo_url)
+    engine = open_metrics_db(demo_url)
+    spend = q.ai_cost_by(engine, NOW - 7 * 86400, NOW + 30)["cost_usd"].sum()
+    assert metric(at, "Spend in range") == fmt.usd(spend)
+    month = q.ai_cost_by(engine, 1_767_225_600.0, NOW, ())["cost_usd"].sum()
+    assert metric(at, "Month to date") == fmt.usd(month)
+    assert metric(at, "Monthly budgets") == "$70.00"
+    assert metric(at, "Projected month end").startswith("$")
+    per_day = charts(at)[0]
+    assert per_day["title"] == "Spend per day by provider"
+    assert list(thresholds(per_day)) == ["budget pace $2.30/day"]
+    cumulative = next(c for c in charts(at) if c["title"].startswith("Cumulative spend"))
+    assert thresholds(cumulative) == {"openai budget $50.00": 50.0}
+    assert [b.proto.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]

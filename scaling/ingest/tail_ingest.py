@@ -86,6 +86,12 @@ class TailSummary:
         dupes = w.duplicates + w.duplicate_runs
         parts.append(f"wrote {w.total_rows:,} metric rows ({dupes:,} duplicates)")
         text = "; ".join(parts)
+        if self.unknown_fields:
+            seen = sorted(self.unknown_fields.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+            text += ". Fields nothing stores yet: " + ", ".join(f"{k} ({v:,})" for k, v in seen)
+        if self.notes:
+            first, _ = self.notes.most_common(1)[0]
+            text += f". {sum(self.notes.values()):,} payload values dropped (e.g. {first})"
         if w.rewound:
             text += f". Older than the hourly roll-ups: {', '.join(sorted(w.rewound))} will be re-rolled"
         if w.below_retention:

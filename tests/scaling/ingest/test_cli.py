@@ -111,6 +111,14 @@ def test_a_clean_dump_exits_0_and_a_dry_run_says_would(dbs: SimpleNamespace, cap
     assert "loaded 1 rows: users 1 (1 new)" in capsys.readouterr().out
 
 
+def test_d1_export_reads_stdin(dbs: SimpleNamespace, capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-` spools the dump from stdin (loading needs two passes) and loads it the same way."""
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(DUMP.read_bytes())))
+    assert main(["ingest", "d1-export", "-"]) == 1
+    assert "loaded 8 rows: users 3 (3 new)" in capsys.readouterr().out
+
+
 @pytest.mark.e2e
 def test_a_real_pipe_into_the_command(dbs: SimpleNamespace) -> None:
     """`cat capture | python -m scaling ingest wrangler-tail -` works as the live pipeline would."""

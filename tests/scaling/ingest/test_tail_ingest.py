@@ -87,13 +87,14 @@ def test_each_source_is_its_own_series(sqlite_metrics: Engine) -> None:
 
 
 def test_the_summary_line_reads_like_the_issue_asks(sqlite_metrics: Engine) -> None:
-    """Events by type, skips with the first position, cron runs, 429s, warnings and rows written, in one line."""
+    """Events by type, skips with the first position, cron runs, 429s, warnings, rows written and unknown fields."""
     text = ingest(sqlite_metrics, LINES.read_bytes()).text()
     assert text == (
         "ingested 6 events (fetch 4, alarm 1, scheduled 1); skipped 3 malformed (byte 878 line 3: not JSON: "
         "'this line is garbage:', then Expecting property name enclosed in double quotes at line 3 column 24; "
         "+2 more); 1 cron runs, 1 upstream 429s, 1 rate-limit warnings, 1 exceptions; outcomes other than ok: "
-        "exception 1, someFutureOutcome 1; wrote 10 metric rows (0 duplicates).")
+        "exception 1, someFutureOutcome 1; wrote 10 metric rows (0 duplicates). "
+        "Fields nothing stores yet: brandNewField (1).")
 
 
 class LivePipe(io.RawIOBase):
@@ -201,3 +202,12 @@ def test_events_older_than_raw_retention_are_flagged(sqlite_metrics: Engine) -> 
                                                     rolled_until=T0 + 7200, pruned_before=T0 + 3600))
     summary = ingest(sqlite_metrics, _fetch(1))
     assert summary.written.below_retention == 1 and "predate raw retention" in summary.text()
+
+
+def test_dropped_payload_values_are_mentioned(sqlite_metrics: Engine) -> None:
+    """A [METRICS] line with a bad count still ingests the event, and the summary says a value was dropped."""
+    bad = json.dumps({"outcome": "ok", "eventTimestamp": T0 * 1000, "event": {"request": {}},
+                      "logs": [{"message": ['[METRICS] {"userCount": -1}'], "timestamp": T0 * 1000}]}).encode()
+    summary = ingest(sqlite_metrics, bad)
+    assert summary.events == 1 and count(sqlite_metrics, m.USER_COUNTS) == 0
+    assert "1 payload values dropped (e.g. [METRICS] userCount must be a non-negative integer, got -1)" in summary.text()

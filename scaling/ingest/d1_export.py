@@ -33,7 +33,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from scaling.appdb.engine import first_line, translate_errors
 from scaling.appdb.models import metadata
-from scaling.ingest.d1_sql import DumpSyntaxError, RawStatement, iter_statements, parse_statement
+from scaling.ingest.d1_split import DumpSyntaxError, RawStatement, iter_statements
+from scaling.ingest.d1_sql import parse_statement
 
 __all__ = ["D1Report", "TableLoad", "load_d1_export"]
 

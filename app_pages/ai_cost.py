@@ -8,7 +8,7 @@ import streamlit as st
 from scaling.dashboard import controls, data, forecasting
 from scaling.dashboard import formatting as fmt
 from scaling.dashboard.charts import Threshold, time_chart
-from scaling.dashboard.cost_export import DEFAULT_GROUP_BY, to_csv, to_json
+from scaling.dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
 from scaling.dashboard.services import services
 from scaling.dashboard.summaries import month_projection, month_start
 from scaling.dashboard.timerange import CHART_POINTS
@@ -122,14 +122,14 @@ def body() -> None:
         st.dataframe(table.assign(cost_usd=table["cost_usd"].map(fmt.usd)), hide_index=True, width="stretch")
 
         st.subheader("Export")
-        st.caption(f"{len(export):,} rows by day, provider, model and task: the query `python -m scaling report "
-                   "costs` runs, over the range and source chosen in the sidebar.")
+        command = report_command(window.since, window.until, v.source)
+        st.caption(f"{len(export):,} rows by day, provider, model and task, exactly what `{command}` "
+                   "writes (CSV, or JSON with `--format json`).")
         stem = f"ai-costs-{fmt.timestamp(window.since, with_time=False)}-to-{fmt.timestamp(window.until, with_time=False)}"
         left, right = st.columns(2)
         left.download_button("Download CSV", to_csv(export), file_name=f"{stem}.csv", mime="text/csv",
                              on_click="ignore", icon=":material/download:")
-        right.download_button("Download JSON", to_json(export, since=window.since, until=window.until,
-                                                       source=v.source),
+        right.download_button("Download JSON", to_json(export, since=window.since, until=window.until),
                               file_name=f"{stem}.json", mime="application/json", on_click="ignore", icon=":material/download:")
 
 

@@ -76,7 +76,8 @@ def db_limit_crossing(svc: Services, at: float, source: str | None) -> Outlook:
                (("limit_bytes", svc.settings.db_limit_bytes), ("now", _snap(at)), ("source", source)), svc)
     limit = fc.thresholds[-1] if fc.thresholds else None
     trend = fc.trend
-    why = trend.describe("bytes") if trend is not None else str(fc.fit)
+    why = (f"{'+' if trend.per_day >= 0 else '−'}{fmt.bytes_(abs(trend.per_day))}/day ({trend.model}, "
+           f"R² {trend.r2:.2f}, {trend.n} days)") if trend is not None else str(fc.fit)
     if limit is None:
         return Outlook("–", why)
     if limit.reached:

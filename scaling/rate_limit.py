@@ -83,7 +83,8 @@ class RateLimiter:
             "open" falls back to a per-process limiter at ``1/fail_open_share``
             of the rate, so N processes together stay under the limit.
         fail_open_share: how many processes share the budget when failing open.
-        warn_ratio: usage share of the limit that logs ``[RATE_LIMIT_WARNING]`` once per window.
+        warn_ratio: usage share of the limit that logs ``[RATE_LIMIT_WARNING]`` once per window
+            (once a minute for windows shorter than that), across all processes.
     """
 
     def __init__(self, store: StateStore, upstream: str, requests: RateSpec, *, tokens: RateSpec | None = None,
@@ -205,9 +206,12 @@ class RateLimiter:
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:
         if decision.used < self.warn_ratio * self.requests.limit:
             return
-        bucket = int(now // self.requests.window)
+        # Once per window, but at most once a minute: a 1 s Last.fm window would otherwise
+        # log every second of a busy cron.
+        period = max(self.requests.window, 60.0)
+        bucket = int(now // period)
         try:
-            first = self.store.add(f"{self._store_key}:warned:{bucket}", b"1", now=now, ttl=self.requests.window)
+            first = self.store.add(f"{self._store_key}:warned:{bucket}", b"1", now=now, ttl=period)
         except StoreError:
             first = False
         if first:

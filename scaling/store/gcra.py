@@ -94,10 +94,12 @@ def encode(state: dict) -> bytes:  # type: ignore[type-arg]
     return json.dumps(state, separators=(",", ":")).encode()
 
 
-def _roll(state: dict, now: float, window: float) -> None:  # type: ignore[type-arg]
-    """Keep two aligned stats buckets (this window and the last) for `used`."""
-    bucket = now - (now % window)
-    if bucket != state["ws"]:
+def _roll(state: dict, t: float, window: float) -> None:  # type: ignore[type-arg]
+    """Keep two aligned stats buckets (this window and the last) for `used`. Calls are
+    counted in the bucket of their slot, not of the moment they reserved it, so a
+    queue of reservations does not read as a burst; buckets only ever move forward."""
+    bucket = t - (t % window)
+    if bucket > state["ws"]:
         state["pc"] = state["wc"] if bucket - state["ws"] == window else 0.0
         state["wc"] = 0.0
         state["ws"] = bucket
@@ -115,17 +117,17 @@ def acquire(state: dict, rates: list[GcraRate], now: float, max_wait: float) -> 
         state["rej"] += 1
         return GcraDecision(False, wait, send_at, float(state["cd"]))
     state["tat"] = [max(tat, send_at) + rate.cost * rate.interval for tat, rate in zip(tats, rates)]
-    _roll(state, now, rates[0].window)
+    _roll(state, send_at, rates[0].window)
     state["wc"] += rates[0].cost
     if wait > 0:
         state["thr"] += 1
         state["wt"] += wait
-    return GcraDecision(True, wait, send_at, float(state["cd"]), _used(state, now, rates[0].window))
+    return GcraDecision(True, wait, send_at, float(state["cd"]), _used(state, send_at, rates[0].window))
 
 
 def _used(state: dict, now: float, window: float) -> float:  # type: ignore[type-arg]
     """Sliding estimate over two aligned buckets: last bucket's count weighted by overlap."""
-    return float(state["pc"] * max(0.0, 1.0 - (now - state["ws"]) / window) + state["wc"])
+    return float(state["pc"] * min(1.0, max(0.0, 1.0 - (now - state["ws"]) / window)) + state["wc"])
 
 
 def refund(state: dict, units: list[float], rates: list[GcraRate], now: float) -> None:  # type: ignore[type-arg]

@@ -17,16 +17,6 @@ local function expire(window, n)
   redis.call('PEXPIRE', k, math.max(1000, math.ceil(ttl * 1000) + 300000))
 end
 
-local function roll(window)
-  local bucket = now - math.fmod(now, window)
-  local ws = num(redis.call('HGET', k, 'ws'))
-  if bucket ~= ws then
-    local pc = 0
-    if bucket - ws == window then pc = num(redis.call('HGET', k, 'wc')) end
-    redis.call('HSET', k, 'pc', fmt(pc), 'wc', '0', 'ws', fmt(bucket))
-  end
-end
-
 if op == 'acquire' then
   -- ARGV[3] max_wait, ARGV[4] n, then n x (interval, capacity, cost, window).
   -- One HMGET and one HSET: this is the hot path.
@@ -56,8 +46,8 @@ if op == 'acquire' then
     return {0, fmt(wait), fmt(send_at), fmt(cd)}
   end
   local w1 = rates[1][4]
-  local bucket = now - math.fmod(now, w1)
-  if bucket ~= ws then
+  local bucket = send_at - math.fmod(send_at, w1)
+  if bucket > ws then
     if bucket - ws == w1 then pc = wc else pc = 0 end
     wc = 0
     ws = bucket
@@ -76,7 +66,7 @@ if op == 'acquire' then
     redis.call('HINCRBYFLOAT', k, 'wt', wait)
   end
   redis.call('PEXPIRE', k, math.max(1000, math.ceil((latest + 2 * maxw - now) * 1000) + 300000))
-  local used = pc * math.max(0, 1 - (now - ws) / w1) + wc
+  local used = pc * math.min(1, math.max(0, 1 - (send_at - ws) / w1)) + wc
   return {1, fmt(wait), fmt(send_at), fmt(cd), fmt(used)}
 elseif op == 'refund' then
   -- ARGV[3] n, then n x (units, interval)
@@ -114,12 +104,12 @@ elseif op == 'snapshot' then
   local r = redis.call('HMGET', k, 'ws', 'wc', 'pc', 'cd', 'thr', 'wt', 'rej', 'n429')
   local ws, wc, pc = num(r[1]), num(r[2]), num(r[3])
   local bucket = now - math.fmod(now, window)
-  if bucket ~= ws then
+  if bucket > ws then
     if bucket - ws == window then pc = wc else pc = 0 end
     wc = 0
     ws = bucket
   end
-  local used = pc * math.max(0, 1 - (now - ws) / window) + wc
+  local used = pc * math.min(1, math.max(0, 1 - (now - ws) / window)) + wc
   local maxtat = 0
   local i = 1
   while true do

@@ -62,17 +62,18 @@ def load(engine: Engine) -> int:
     # What the retention job does every hour for every source: hourly roll-ups.
     for source in ("collectors", "worker"):
         roll_up(engine, ROLLUPS["headroom_samples"], source, until=NOW)
-    total = 0
-    with engine.connect() as conn:
-        for table in m.metadata.sorted_tables:
-            total += conn.execute(select(func.count()).select_from(table)).scalar_one()
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE"))
-            conn.commit()
-        else:
-            conn.execute(text("ANALYZE"))
+    with engine.connect() as conn:  # planner statistics, as after any bulk load
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+    total = count_rows(engine)
     print(f"  loaded {total:,} rows in {time.perf_counter() - t:.0f} s", flush=True)
     return total
+
+
+def count_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return sum(conn.execute(select(func.count()).select_from(table)).scalar_one()
+                   for table in m.metadata.sorted_tables)
 
 
 def prepare(backend: str, reuse: bool, workdir: Path) -> tuple[str, int]:
@@ -94,7 +95,7 @@ def prepare(backend: str, reuse: bool, workdir: Path) -> tuple[str, int]:
         upgrade_engine(engine)
         with engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(m.HEADROOM_SAMPLES)).scalar_one()
-        total = load(engine) if rows == 0 else rows
+        total = load(engine) if rows == 0 else count_rows(engine)
     finally:
         engine.dispose()
     return url, total

@@ -121,3 +121,24 @@ def test_no_pages_folder_beside_the_entry_point() -> None:
     """A pages/ folder next to app.py would be run as a legacy multipage app, skipping the password gate."""
     assert not (ROOT / "pages").exists()
     assert (ROOT / "app_pages" / "overview.py").exists()
+
+
+def test_the_page_body_is_a_fragment_rerun_on_the_chosen_interval(open_page: OpenPage, demo_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live refresh re-runs only the page body, as a fragment with the sidebar's interval (or never)."""
+    import streamlit as st
+
+    seen: list[object] = []
+    real = st.fragment
+
+    def recording(func: object = None, **kwargs: object) -> object:
+        seen.append(kwargs.get("run_every"))
+        return real(func, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(st, "fragment", recording)
+    at = open_page("database", demo_url)
+    assert seen[-1] == 60
+    at.selectbox(key="refresh").select("30 s").run()
+    assert seen[-1] == 30
+    at.selectbox(key="refresh").select("Off").run()
+    assert seen[-1] is None and not at.exception

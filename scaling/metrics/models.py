@@ -14,6 +14,10 @@ measure, ``"worker"`` for what is ingested from the production Worker's logs,
 ``"demo"`` for generated history. Raw tables that grow per minute or per call have
 an ``*_hourly`` roll-up (see `scaling.metrics.retention`); ``rollup_state`` records
 per (table, source) how far raw rows have been rolled up and pruned.
+
+Raw tables are indexed on ``ts`` (time-range scans across sources) and on
+``(source, ts)``: queries read each source's raw rows from its own roll-up
+watermark on, and the distinct sources are found by seeking that index.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ HEADROOM_SAMPLES = Table(
     Column("cooldown_until", Double(), nullable=True),
     _count("upstream_429"), _count("throttled"), _num("wait_seconds"), _count("rejected"),
     Index(None, "ts"),
-    Index(None, "source", "upstream", "limiter_key", "ts"),
+    Index(None, "source", "ts"),
 )
 
 JOB_RUNS = Table(
@@ -145,7 +149,7 @@ CACHE_STATS = Table(
     _count("hits"), _count("misses"), _count("keys"), _count("bytes"), _count("evictions"),
     Column("oldest_age_s", Double(), nullable=True),
     Index(None, "ts"),
-    Index(None, "source", "family", "ts"),
+    Index(None, "source", "ts"),
 )
 
 AI_USAGE = Table(
@@ -161,7 +165,7 @@ AI_USAGE = Table(
     _num("cost_usd"), _count("saved_tokens"),
     Column("price_version", Text(), nullable=True),
     Index(None, "ts"),
-    Index(None, "source", "provider", "ts"),
+    Index(None, "source", "ts"),
 )
 
 USER_COUNTS = Table(
@@ -200,7 +204,7 @@ WORKER_EVENTS = Table(
     Column("cron", Text(), nullable=False, server_default=text("''")),
     _num("wall_ms"), _num("cpu_ms"), _count("exceptions"),
     Index(None, "ts"),
-    Index(None, "source", "event_type", "ts"),
+    Index(None, "source", "ts"),
 )
 
 # Tail events already ingested (`scaling.ingest`), so feeding the same capture twice adds nothing.
@@ -209,6 +213,7 @@ INGESTED_EVENTS = Table(
     Column("source", Text(), primary_key=True),
     Column("event_key", Text(), primary_key=True),  # hash of the event's canonical JSON
     _ts(),  # the event's own time, so old keys can be dropped along with the rows they guard
+    Index(None, "ts"),
 )
 
 # --- hourly roll-ups: ``hour`` is the bucket start (epoch seconds) and leads the

@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, cast, func, select, BigInteger
+from sqlalchemy import BigInteger, Engine, and_, case, cast, false, func, select
 from sqlalchemy.engine import Connection
 
 from scaling.metrics import models as m
 from scaling.metrics.buckets import HOUR, MAX_POINTS, bucket_start, choose_bucket, epoch, points
 from scaling.metrics.db import translate_errors
 from scaling.metrics.records import UserCounts
-from scaling.metrics.rollups import AI, CACHE, HEADROOM, WORKER, Rollup
+from scaling.metrics.rollups import AI, CACHE, HEADROOM, WORKER, Rollup, distinct_sources
 
 __all__ = [
     "D1_LIMIT_BYTES", "ai_cost_by", "alerts", "cache_series", "cache_summary", "cron_summary", "db_growth",
@@ -101,10 +101,14 @@ def _rolled(conn: Connection, rollup: Rollup, lo: float, hi: float, bucket_s: in
     if width < HOUR:
         return rollup.merged([rollup.from_raw(width, raw_where)], keys), width
     rolled = {s: w for s, (w, _) in marks.items()}
-    parts = [rollup.from_raw(width, [*raw_where, rollup.raw_after(rolled)])]
+    sources = [filters["source"]] if filters.get("source") is not None else distinct_sources(conn, raw)
+    others = _equal(raw, {k: v for k, v in filters.items() if k != "source"})
+    parts = rollup.raw_tails(width, start, hi, others, sources, rolled)
     if rolled:
         parts.append(rollup.from_hourly(width, [hourly.c.hour >= start, hourly.c.hour < hi,
                                                 *_equal(hourly, filters), rollup.hourly_before(rolled)]))
+    if not parts:  # nothing in range: keep the result's shape
+        parts = [rollup.from_raw(width, [false()])]
     return rollup.merged(parts, keys), width
 
 

@@ -6,6 +6,7 @@ kept ``raw_days`` (14) and rolled up into their ``*_hourly`` tables, which are k
 to the last sample per hour after ``raw_days`` and dropped after ``rollup_days``.
 Job runs keep their JSON report ``raw_days`` and their row ``rollup_days``; runs
 still "running" long after they started are closed as failed (their replica died).
+Ingest ledger keys (``ingested_events``) go after ``rollup_days``.
 
 Everything is idempotent and works in bounded transactions: a roll-up chunk and
 its watermark in ``rollup_state`` commit together, and deletes go a day at a time,
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection
 from scaling.metrics import models as m
 from scaling.metrics.buckets import HOUR, bucket_start
 from scaling.metrics.db import translate_errors
-from scaling.metrics.rollups import ROLLUPS, Rollup
+from scaling.metrics.rollups import ROLLUPS, Rollup, distinct_sources
 
 __all__ = ["RetentionReport", "roll_up", "roll_up_and_prune"]
 
@@ -49,6 +50,7 @@ class RetentionReport:
     abandoned_runs: int = 0
     pruned_runs: int = 0
     pruned_alerts: int = 0
+    pruned_ingest_keys: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: dict(v) if isinstance(v, dict) else v for k, v in self.__dict__.items()}
@@ -75,7 +77,7 @@ def _set_state(conn: Connection, table: str, source: str, **values: float) -> No
 
 
 def _sources(conn: Connection, table: Any) -> list[str]:
-    found = set(conn.execute(select(table.c.source).distinct()).scalars())
+    found = set(distinct_sources(conn, table))
     s = m.ROLLUP_STATE
     found |= set(conn.execute(select(s.c.source).where(s.c.table_name == table.name)).scalars())
     return sorted(found)
@@ -225,6 +227,9 @@ def _jobs_and_alerts(engine: Engine, *, now: float, raw_cutoff: float, old_cutof
             update(j).where(j.c.scheduled_at < raw_cutoff, j.c.report.is_not(None)).values(report=None)
         ).rowcount, 0)
     report.pruned_runs = _delete_in_days(engine, j, j.c.scheduled_at, None, old_cutoff)
+    # Ingest keys older than the roll-ups guard nothing that is still kept.
+    e = m.INGESTED_EVENTS
+    report.pruned_ingest_keys = _delete_in_days(engine, e, e.c.ts, None, old_cutoff)
     with engine.begin() as conn:
         report.pruned_alerts = max(conn.execute(delete(a).where(
             and_(a.c.state == "resolved", a.c.resolved_at < old_cutoff))).rowcount, 0)

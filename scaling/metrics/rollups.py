@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (BigInteger, ColumnElement, Double, Select, and_, case, cast, false, func, or_, select,
-                        true, union_all)
+                        text, union_all)
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Subquery
 
 from scaling.metrics import models as m
 from scaling.metrics.buckets import bucket_start
 
-__all__ = ["HEADROOM", "CACHE", "AI", "WORKER", "ROLLUPS", "Measure", "Rollup"]
+__all__ = ["AI", "CACHE", "HEADROOM", "ROLLUPS", "WORKER", "Measure", "Rollup", "distinct_sources"]
 
 _MERGE: dict[str, Callable[[Any], Any]] = {"sum": func.sum, "max": func.max, "min": func.min}
 
@@ -101,13 +102,20 @@ class Rollup:
         return (select(*cols).group_by(sub.c.bucket, *(sub.c[k] for k in kept))
                 .order_by(sub.c.bucket, *(sub.c[k] for k in kept)))
 
-    def raw_after(self, watermarks: Mapping[str, float]) -> ColumnElement[bool]:
-        """Raw rows not yet rolled up: per source, ts ≥ its ``rolled_until``."""
+    def raw_tails(self, width: int, start: float, until: float, where: Sequence[ColumnElement[bool]],
+                  sources: Sequence[str], watermarks: Mapping[str, float]) -> list[Select[Any]]:
+        """Partial aggregates of the raw rows not yet rolled up, one select per source.
+
+        Each source's rows from ``max(start, its rolled_until)`` to ``until`` are one
+        range of the (source, ts) index, however many older raw rows there are.
+        """
         t = self.raw
-        if not watermarks:
-            return true()
-        return or_(t.c.source.notin_(list(watermarks)),
-                   *(and_(t.c.source == s, t.c.ts >= w) for s, w in watermarks.items()))
+        parts = []
+        for source in sources:
+            lo = max(start, watermarks.get(source, start))
+            if lo < until:
+                parts.append(self.from_raw(width, [t.c.source == source, t.c.ts >= lo, t.c.ts < until, *where]))
+        return parts
 
     def hourly_before(self, watermarks: Mapping[str, float]) -> ColumnElement[bool]:
         """Hourly rows that stand for rolled-up raw rows: per source, hour < its ``rolled_until``."""
@@ -115,6 +123,23 @@ class Rollup:
         if not watermarks:
             return false()
         return or_(*(and_(t.c.source == s, t.c.hour < w) for s, w in watermarks.items()))
+
+
+def distinct_sources(conn: Connection, table: Any) -> list[str]:
+    """The ``source`` values present in a table, by seeking its (source, ...) index once per source.
+
+    A plain SELECT DISTINCT reads every row (PostgreSQL has no skip scan); this
+    recursive walk costs one index probe per distinct value, on both backends.
+    """
+    name = conn.dialect.identifier_preparer.quote(table.name)
+    sql = text(f"""
+        WITH RECURSIVE s(src) AS (
+            SELECT MIN(source) FROM {name}
+            UNION ALL
+            SELECT (SELECT MIN(source) FROM {name} WHERE source > s.src) FROM s WHERE s.src IS NOT NULL
+        )
+        SELECT src FROM s WHERE src IS NOT NULL""")
+    return [str(v) for v in conn.execute(sql).scalars()]
 
 
 HEADROOM = Rollup(

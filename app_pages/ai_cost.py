@@ -11,13 +11,13 @@ from scaling.dashboard.charts import Threshold, time_chart
 from scaling.dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
 from scaling.dashboard.services import services
 from scaling.dashboard.summaries import month_projection, month_start
-from scaling.dashboard.timerange import CHART_POINTS
+from scaling.dashboard.timerange import CHART_POINTS, Window
 from scaling.settings import UPSTREAMS
 
 svc = services()
 v = controls.view()
-controls.header("AI cost", "What the AI calls cost, by provider, model and task, against the monthly budgets",
-                v.window(controls.now(svc)), controls.now(svc))
+st.title("AI cost")
+CAPTION = "What the AI calls cost, by provider, model and task, against the monthly budgets"
 
 
 def _budgets() -> dict[str, float]:
@@ -72,65 +72,62 @@ def _month(at: float) -> None:
                                    height=300), width="stretch")
 
 
-def body() -> None:
-    at = controls.now(svc)
-    window = v.window(at)
-    with controls.guard(svc):
-        export = data.ai_cost(svc, window.since, window.until, DEFAULT_GROUP_BY, v.source)
-        if export.empty or not export["calls"].sum() + export["cache_hits"].sum():
-            controls.empty_state(svc, "AI usage", source=v.source)
-            return
-        dim = st.segmented_control("Split by", ["provider", "model", "task"], default="provider",
-                                   key="ai_split") or "provider"
-        groups = max(1, export[dim].nunique())
-        days = window.seconds / 86400
-        unit = "day" if days * groups <= CHART_POINTS else "week" if days / 7 * groups <= CHART_POINTS else "month"
-        per = data.ai_cost(svc, window.since, window.until, (unit, dim), v.source)
-        per.attrs["bucket_s"] = 86400
-        budgets = _budgets()
-        daily_budget = sum(budgets.values()) * 12 / 365.25
-        scale = {"day": 1, "week": 7, "month": 365.25 / 12}[unit]
-        c = st.columns(4)
-        c[0].metric("Spend in range", fmt.usd(export["cost_usd"].sum()), border=True)
-        c[1].metric("Calls", fmt.count(export["calls"].sum()), border=True,
-                    delta=f"{fmt.count(export['cache_hits'].sum())} served from cache", delta_color="off", delta_arrow="off")
-        c[2].metric("Tokens in / out", f"{export['input_tokens'].sum() / 1e6:,.1f}M / "
-                                       f"{export['output_tokens'].sum() / 1e6:,.1f}M", border=True)
-        c[3].metric("Web searches", fmt.count(export["web_search_calls"].sum()), border=True)
-        st.altair_chart(time_chart(
-            per, "cost_usd", title=f"Spend per {unit} by {dim}", y_title="USD", series=dim, mark="bar",
-            stacked=True, y_format="$,.2f",
-            thresholds=[Threshold(daily_budget * scale, f"budget pace {fmt.usd(daily_budget * scale)}/{unit}",
-                                  "budget")] if daily_budget else [], height=320), width="stretch")
+def body(at: float, window: Window) -> None:
+    export = data.ai_cost(svc, window.since, window.until, DEFAULT_GROUP_BY, v.source)
+    if export.empty or not export["calls"].sum() + export["cache_hits"].sum():
+        controls.empty_state(svc, "AI usage", source=v.source)
+        return
+    dim = st.segmented_control("Split by", ["provider", "model", "task"], default="provider",
+                               key="ai_split") or "provider"
+    groups = max(1, export[dim].nunique())
+    days = window.seconds / 86400
+    unit = "day" if days * groups <= CHART_POINTS else "week" if days / 7 * groups <= CHART_POINTS else "month"
+    per = data.ai_cost(svc, window.since, window.until, (unit, dim), v.source)
+    per.attrs["bucket_s"] = 86400
+    budgets = _budgets()
+    daily_budget = sum(budgets.values()) * 12 / 365.25
+    scale = {"day": 1, "week": 7, "month": 365.25 / 12}[unit]
+    c = st.columns(4)
+    c[0].metric("Spend in range", fmt.usd(export["cost_usd"].sum()), border=True)
+    c[1].metric("Calls", fmt.count(export["calls"].sum()), border=True,
+                delta=f"{fmt.count(export['cache_hits'].sum())} served from cache", delta_color="off", delta_arrow="off")
+    c[2].metric("Tokens in / out", f"{export['input_tokens'].sum() / 1e6:,.1f}M / "
+                                   f"{export['output_tokens'].sum() / 1e6:,.1f}M", border=True)
+    c[3].metric("Web searches", fmt.count(export["web_search_calls"].sum()), border=True)
+    st.altair_chart(time_chart(
+        per, "cost_usd", title=f"Spend per {unit} by {dim}", y_title="USD", series=dim, mark="bar",
+        stacked=True, y_format="$,.2f",
+        thresholds=[Threshold(daily_budget * scale, f"budget pace {fmt.usd(daily_budget * scale)}/{unit}",
+                              "budget")] if daily_budget else [], height=320), width="stretch")
 
-        tokens = data.ai_cost(svc, window.since, window.until, (unit,), v.source)
-        kinds = pd.DataFrame({
-            "ts": tokens["ts"], "input (uncached)": tokens["input_tokens"] - tokens["cached_input_tokens"],
-            "input (cached)": tokens["cached_input_tokens"],
-            "output": tokens["output_tokens"] - tokens["reasoning_tokens"], "reasoning": tokens["reasoning_tokens"]})
-        long = kinds.melt(id_vars="ts", var_name="tokens", value_name="count")
-        long.attrs["bucket_s"] = 86400
-        st.altair_chart(time_chart(long, "count", title=f"Tokens per {unit} (cached ⊂ input, reasoning ⊂ output)",
-                                   y_title="tokens", series="tokens", mark="bar", stacked=True, y_format="~s",
-                                   height=300), width="stretch")
+    tokens = data.ai_cost(svc, window.since, window.until, (unit,), v.source)
+    kinds = pd.DataFrame({
+        "ts": tokens["ts"], "input (uncached)": tokens["input_tokens"] - tokens["cached_input_tokens"],
+        "input (cached)": tokens["cached_input_tokens"],
+        "output": tokens["output_tokens"] - tokens["reasoning_tokens"], "reasoning": tokens["reasoning_tokens"]})
+    long = kinds.melt(id_vars="ts", var_name="tokens", value_name="count")
+    long.attrs["bucket_s"] = 86400
+    st.altair_chart(time_chart(long, "count", title=f"Tokens per {unit} (cached ⊂ input, reasoning ⊂ output)",
+                               y_title="tokens", series="tokens", mark="bar", stacked=True, y_format="~s",
+                               height=300), width="stretch")
 
-        _month(at)
+    _month(at)
 
-        st.subheader(f"By {dim}")
-        table = data.ai_cost(svc, window.since, window.until, (dim,), v.source).sort_values("cost_usd",
-                                                                                             ascending=False)
-        st.dataframe(table.assign(cost_usd=table["cost_usd"].map(fmt.usd)), hide_index=True, width="stretch")
+    st.subheader(f"By {dim}")
+    table = data.ai_cost(svc, window.since, window.until, (dim,), v.source).sort_values("cost_usd",
+                                                                                         ascending=False)
+    st.dataframe(table.assign(cost_usd=table["cost_usd"].map(fmt.usd)), hide_index=True, width="stretch")
 
-        st.subheader("Export")
-        command = report_command(window.since, window.until, v.source)
-        st.caption(f"{len(export):,} rows by day, provider, model and task, exactly what `{command}` "
-                   "writes (CSV, or JSON with `--format json`).")
-        stem = f"ai-costs-{fmt.timestamp(window.since, with_time=False)}-to-{fmt.timestamp(window.until, with_time=False)}"
-        left, right = st.columns(2)
-        left.download_button("Download CSV", to_csv(export), file_name=f"{stem}.csv", mime="text/csv",
-                             on_click="ignore", icon=":material/download:")
-        right.download_button("Download JSON", to_json(export, since=window.since, until=window.until),
-                              file_name=f"{stem}.json", mime="application/json", on_click="ignore", icon=":material/download:")
+    st.subheader("Export")
+    command = report_command(window.since, window.until, v.source)
+    st.caption(f"{len(export):,} rows by day, provider, model and task, exactly what `{command}` "
+               "writes (CSV, or JSON with `--format json`).")
+    stem = f"ai-costs-{fmt.timestamp(window.since, with_time=False)}-to-{fmt.timestamp(window.until, with_time=False)}"
+    left, right = st.columns(2)
+    left.download_button("Download CSV", to_csv(export), file_name=f"{stem}.csv", mime="text/csv",
+                         on_click="ignore", icon=":material/download:")
+    right.download_button("Download JSON", to_json(export, since=window.since, until=window.until),
+                          file_name=f"{stem}.json", mime="application/json", on_click="ignore", icon=":material/download:")
 
 
-controls.run_live(v, body)
+controls.run_live(svc, v, CAPTION, body)

@@ -8,61 +8,58 @@ from scaling.dashboard import controls, data
 from scaling.dashboard import formatting as fmt
 from scaling.dashboard.charts import Threshold, bar_chart, series_label, time_chart
 from scaling.dashboard.services import services
-from scaling.dashboard.timerange import coarsen
+from scaling.dashboard.timerange import Window, coarsen
 
 svc = services()
 v = controls.view()
-controls.header("Cache", "Hit rate, size and evictions per key family", v.window(controls.now(svc)),
-                controls.now(svc))
+st.title("Cache")
+CAPTION = "Hit rate, size and evictions per key family"
 
 
-def body() -> None:
-    at = controls.now(svc)
-    window = v.window(at)
-    with controls.guard(svc):
-        n_sources = data.source_count(svc, v.source)
-        series = data.cache(svc, window, v.source, series=10 * n_sources)
-        if series.empty:
-            controls.empty_state(svc, "cache statistics", source=v.source)
-            return
-        summary = data.cache_summary(svc, window, v.source)
-        hits, misses = summary["hits"].sum(), summary["misses"].sum()
-        overall = hits / (hits + misses) if hits + misses else None
-        c = st.columns(4)
-        c[0].metric("Hit rate", fmt.percent(overall, 1), border=True,
-                    delta=f"{fmt.count(hits + misses)} lookups", delta_color="off", delta_arrow="off")
-        c[1].metric("Size (sum of family peaks)", fmt.bytes_(summary["bytes_max"].sum()), border=True)
-        c[2].metric("Keys (sum of family peaks)", fmt.count(summary["keys_max"].sum()), border=True)
-        c[3].metric("Evictions", fmt.count(summary["evictions"].sum()), border=True)
+def body(at: float, window: Window) -> None:
+    n_sources = data.source_count(svc, v.source)
+    series = data.cache(svc, window, v.source, series=10 * n_sources)
+    if series.empty:
+        controls.empty_state(svc, "cache statistics", source=v.source)
+        return
+    summary = data.cache_summary(svc, window, v.source)
+    hits, misses = summary["hits"].sum(), summary["misses"].sum()
+    overall = hits / (hits + misses) if hits + misses else None
+    c = st.columns(4)
+    c[0].metric("Hit rate", fmt.percent(overall, 1), border=True,
+                delta=f"{fmt.count(hits + misses)} lookups", delta_color="off", delta_arrow="off")
+    c[1].metric("Size (sum of family peaks)", fmt.bytes_(summary["bytes_max"].sum()), border=True)
+    c[2].metric("Keys (sum of family peaks)", fmt.count(summary["keys_max"].sum()), border=True)
+    c[3].metric("Evictions", fmt.count(summary["evictions"].sum()), border=True)
 
-        series["series"] = series_label(series, ["family"])
-        shown = coarsen(series, ["series", "family", "source"],
-                        {"hits": "sum", "misses": "sum", "evictions": "sum", "bytes_max": "max", "keys_max": "max"})
-        looked = (shown["hits"] + shown["misses"]).astype("float64")
-        shown["hit_ratio"] = shown["hits"] / looked.where(looked > 0)
-        st.altair_chart(time_chart(
-            shown.dropna(subset=["hit_ratio"]), "hit_ratio", title="Hit rate per bucket", y_title="hit rate",
-            series="series", y_format=".0%", floor=1.0,
-            thresholds=[Threshold(overall, f"overall {fmt.percent(overall)}", "target")] if overall else [],
-            height=340), width="stretch")
-        left, right = st.columns(2)
-        left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)", y_title="bytes",
-                                     series="series", mark="area", stacked=True, y_format="~s", height=320),
-                          width="stretch")
-        per = series.groupby(["ts", "source"], as_index=False)["evictions"].sum()
-        per["series"] = series_label(per, [], empty="all families")
-        per.attrs = series.attrs
-        right.altair_chart(time_chart(per, "evictions", title="Evictions per bucket", y_title="evictions",
-                                      series="series", mark="bar", height=320), width="stretch")
+    series["series"] = series_label(series, ["family"])
+    shown = coarsen(series, ["series", "family", "source"],
+                    {"hits": "sum", "misses": "sum", "evictions": "sum", "bytes_max": "max", "keys_max": "max"})
+    looked = (shown["hits"] + shown["misses"]).astype("float64")
+    shown["hit_ratio"] = shown["hits"] / looked.where(looked > 0)
+    st.altair_chart(time_chart(
+        shown.dropna(subset=["hit_ratio"]), "hit_ratio", title="Hit rate per bucket", y_title="hit rate",
+        series="series", y_format=".0%", floor=1.0,
+        thresholds=[Threshold(overall, f"overall {fmt.percent(overall)}", "target")] if overall else [],
+        height=340), width="stretch")
+    left, right = st.columns(2)
+    left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)", y_title="bytes",
+                                 series="series", mark="area", stacked=True, y_format="~s", height=320),
+                      width="stretch")
+    per = series.groupby(["ts", "source"], as_index=False)["evictions"].sum()
+    per["series"] = series_label(per, [], empty="all families")
+    per.attrs = series.attrs
+    right.altair_chart(time_chart(per, "evictions", title="Evictions per bucket", y_title="evictions",
+                                  series="series", mark="bar", height=320), width="stretch")
 
-        table = summary.assign(label=series_label(summary, ["family"]))
-        st.altair_chart(bar_chart(table, "label", "hit_ratio", title="Hit rate per family over the range",
-                                  value_title="hit rate", value_format=".0%"),
-                        width="stretch")
-        st.dataframe(summary.assign(hit_ratio=summary["hit_ratio"].map(lambda r: fmt.percent(r, 1)),
-                                    bytes_max=summary["bytes_max"].map(fmt.bytes_),
-                                    oldest_age_max=summary["oldest_age_max"].map(fmt.duration)),
-                     hide_index=True, width="stretch")
+    table = summary.assign(label=series_label(summary, ["family"]))
+    st.altair_chart(bar_chart(table, "label", "hit_ratio", title="Hit rate per family over the range",
+                              value_title="hit rate", value_format=".0%"),
+                    width="stretch")
+    st.dataframe(summary.assign(hit_ratio=summary["hit_ratio"].map(lambda r: fmt.percent(r, 1)),
+                                bytes_max=summary["bytes_max"].map(fmt.bytes_),
+                                oldest_age_max=summary["oldest_age_max"].map(fmt.duration)),
+                 hide_index=True, width="stretch")
 
 
-controls.run_live(v, body)
+controls.run_live(svc, v, CAPTION, body)

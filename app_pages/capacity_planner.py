@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from scaling.dashboard import controls, forecasting
+from scaling.dashboard import forecasting
 
-controls.header("Capacity planner", "What happens at N users: the real service layer against the sandbox, "
-                "in virtual time")
+st.title("Capacity planner")
+st.caption("What happens at N users: the real service layer against the sandbox, "
+           "in virtual time")
 if forecasting.capacity_module("simulate") is None:
     st.info(
         "The simulator is not in this checkout yet (`scaling/capacity/simulate.py`). When it lands, this page "

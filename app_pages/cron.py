@@ -17,8 +17,8 @@ WARNING_SHARE = 0.8  # warn at 24 s of a 30 s deadline (anchors §5: "a warning 
 svc = services()
 v = controls.view()
 deadline = svc.settings.cron_deadline_s
-controls.header("Cron", f"Scheduled jobs against their {deadline:g} s deadline", v.window(controls.now(svc)),
-                controls.now(svc))
+st.title("Cron")
+CAPTION = f"Scheduled jobs against their {deadline:g} s deadline"
 
 
 def _per_bucket(runs: pd.DataFrame, width: int, cols: list[str]) -> pd.DataFrame:
@@ -78,65 +78,62 @@ def _failures(job: str) -> None:
                  hide_index=True, width="stretch")
 
 
-def body() -> None:
-    at = controls.now(svc)
-    window = v.window(at)
-    with controls.guard(svc):
-        summary = data.cron_summary(svc, window, v.source)
-        if summary.empty:
-            controls.empty_state(svc, "cron runs", source=v.source)
-            return
-        names = list(dict.fromkeys(["prewarm", *summary.job]))
-        names = [n for n in names if n in set(summary.job)]
-        job = st.segmented_control("Job", names, default=names[0], key="cron_job") or names[0]
-        mine = summary[summary.job == job]
-        p95 = mine["duration_p95"].max()
-        failures = int(mine["failed"].sum() + mine["timed_out"].sum())
-        c = st.columns(5)
-        c[0].metric("Runs", fmt.count(mine["runs"].sum()), border=True)
-        c[1].metric("p95 duration", fmt.duration(p95), help=f"of the {deadline:g} s deadline", border=True,
-                    delta=f"{fmt.percent(p95 / deadline)} of {deadline:g} s", delta_color="off", delta_arrow="off")
-        c[2].metric("Max duration", fmt.duration(mine["duration_max"].max()), border=True)
-        c[3].metric("Failed or timed out", fmt.count(failures), border=True,
-                    delta=f"{fmt.count(mine['timed_out'].sum())} timed out", delta_color="off", delta_arrow="off")
-        c[4].metric("Since last run", fmt.duration(at - mine["last_scheduled_at"].max().timestamp()), border=True,
-                    delta=f"lateness p95 {fmt.duration(mine['lateness_p95'].max())}", delta_color="off", delta_arrow="off")
+def body(at: float, window: Window) -> None:
+    summary = data.cron_summary(svc, window, v.source)
+    if summary.empty:
+        controls.empty_state(svc, "cron runs", source=v.source)
+        return
+    names = list(dict.fromkeys(["prewarm", *summary.job]))
+    names = [n for n in names if n in set(summary.job)]
+    job = st.segmented_control("Job", names, default=names[0], key="cron_job") or names[0]
+    mine = summary[summary.job == job]
+    p95 = mine["duration_p95"].max()
+    failures = int(mine["failed"].sum() + mine["timed_out"].sum())
+    c = st.columns(5)
+    c[0].metric("Runs", fmt.count(mine["runs"].sum()), border=True)
+    c[1].metric("p95 duration", fmt.duration(p95), help=f"of the {deadline:g} s deadline", border=True,
+                delta=f"{fmt.percent(p95 / deadline)} of {deadline:g} s", delta_color="off", delta_arrow="off")
+    c[2].metric("Max duration", fmt.duration(mine["duration_max"].max()), border=True)
+    c[3].metric("Failed or timed out", fmt.count(failures), border=True,
+                delta=f"{fmt.count(mine['timed_out'].sum())} timed out", delta_color="off", delta_arrow="off")
+    c[4].metric("Since last run", fmt.duration(at - mine["last_scheduled_at"].max().timestamp()), border=True,
+                delta=f"lateness p95 {fmt.duration(mine['lateness_p95'].max())}", delta_color="off", delta_arrow="off")
 
-        runs = data.jobs(svc, window, v.source, job, series=2 * data.source_count(svc, v.source))
-        long = runs.melt(id_vars=["ts", "source", "runs", "timed_out", "failed"],
-                         value_vars=["duration_max", "duration_avg"], var_name="stat", value_name="seconds")
-        long["series"] = series_label(long.assign(stat=long["stat"].str.removeprefix("duration_")), ["stat"])
-        long.loc[long["stat"] != "duration_max", "timed_out"] = 0  # mark timeouts once, on the max line
-        long.attrs = runs.attrs
-        st.altair_chart(time_chart(
-            long, "seconds", title=f"{job}: run duration per bucket (max and mean)", y_title="seconds",
-            series="series", y_format=",.1f", markers=[Marker("timed_out", "timed out")],
-            thresholds=[Threshold(deadline * WARNING_SHARE, f"{deadline * WARNING_SHARE:g} s warning", "warning"),
-                        Threshold(deadline, f"{deadline:g} s deadline", "limit")]), width="stretch")
+    runs = data.jobs(svc, window, v.source, job, series=2 * data.source_count(svc, v.source))
+    long = runs.melt(id_vars=["ts", "source", "runs", "timed_out", "failed"],
+                     value_vars=["duration_max", "duration_avg"], var_name="stat", value_name="seconds")
+    long["series"] = series_label(long.assign(stat=long["stat"].str.removeprefix("duration_")), ["stat"])
+    long.loc[long["stat"] != "duration_max", "timed_out"] = 0  # mark timeouts once, on the max line
+    long.attrs = runs.attrs
+    st.altair_chart(time_chart(
+        long, "seconds", title=f"{job}: run duration per bucket (max and mean)", y_title="seconds",
+        series="series", y_format=",.1f", markers=[Marker("timed_out", "timed out")],
+        thresholds=[Threshold(deadline * WARNING_SHARE, f"{deadline * WARNING_SHARE:g} s warning", "warning"),
+                    Threshold(deadline, f"{deadline:g} s deadline", "limit")]), width="stretch")
 
-        left, right = st.columns(2)
-        outcomes = runs.melt(id_vars=["ts", "source"], value_vars=["ok", "failed", "timed_out", "skipped"],
-                             var_name="outcome", value_name="count")
-        outcomes = outcomes[outcomes["count"] > 0]
-        outcomes["series"] = series_label(outcomes, ["outcome"])
-        outcomes.attrs = runs.attrs
-        outcomes = coarsen(outcomes, ["series", "outcome", "source"], {"count": "sum"}, budget=450)
-        same = bool((outcomes["series"] == outcomes["outcome"]).all())
-        left.altair_chart(time_chart(outcomes, "count", title="Outcomes per bucket", y_title="runs", series="series",
-                                     mark="bar", stacked=True, height=290, colors=OUTCOME_COLORS if same else None),
-                          width="stretch")
-        late = runs.assign(series=series_label(runs, [], empty="lateness max"))
-        late.attrs = runs.attrs
-        right.altair_chart(time_chart(late, "lateness_max", title="Start lateness (started − scheduled)",
-                                      y_title="seconds late", series="series", y_format=",.1f", height=290),
-                           width="stretch")
+    left, right = st.columns(2)
+    outcomes = runs.melt(id_vars=["ts", "source"], value_vars=["ok", "failed", "timed_out", "skipped"],
+                         var_name="outcome", value_name="count")
+    outcomes = outcomes[outcomes["count"] > 0]
+    outcomes["series"] = series_label(outcomes, ["outcome"])
+    outcomes.attrs = runs.attrs
+    outcomes = coarsen(outcomes, ["series", "outcome", "source"], {"count": "sum"}, budget=450)
+    same = bool((outcomes["series"] == outcomes["outcome"]).all())
+    left.altair_chart(time_chart(outcomes, "count", title="Outcomes per bucket", y_title="runs", series="series",
+                                 mark="bar", stacked=True, height=290, colors=OUTCOME_COLORS if same else None),
+                      width="stretch")
+    late = runs.assign(series=series_label(runs, [], empty="lateness max"))
+    late.attrs = runs.attrs
+    right.altair_chart(time_chart(late, "lateness_max", title="Start lateness (started − scheduled)",
+                                  y_title="seconds late", series="series", y_format=",.1f", height=290),
+                       width="stretch")
 
-        if job == "prewarm":
-            _prewarm_reports(window)
-        _failures(job)
-        st.subheader("Every job")
-        st.dataframe(summary.assign(last_scheduled_at=summary["last_scheduled_at"].dt.strftime("%Y-%m-%d %H:%M")),
-                     hide_index=True, width="stretch")
+    if job == "prewarm":
+        _prewarm_reports(window)
+    _failures(job)
+    st.subheader("Every job")
+    st.dataframe(summary.assign(last_scheduled_at=summary["last_scheduled_at"].dt.strftime("%Y-%m-%d %H:%M")),
+                 hide_index=True, width="stretch")
 
 
-controls.run_live(v, body)
+controls.run_live(svc, v, CAPTION, body)

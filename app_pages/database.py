@@ -18,8 +18,8 @@ GB = 1024**3
 svc = services()
 v = controls.view()
 limit = svc.settings.db_limit_bytes
-controls.header("Database", f"App DB size against the {fmt.bytes_(limit)} D1 limit, and what cleanup removes",
-                v.window(controls.now(svc)), controls.now(svc))
+st.title("Database")
+CAPTION = f"App DB size against the {fmt.bytes_(limit)} D1 limit, and what cleanup removes"
 
 
 def _deleted(window: Window, at: float) -> None:
@@ -45,57 +45,54 @@ def _deleted(window: Window, at: float) -> None:
                                series="series", mark="bar", stacked=True, height=290), width="stretch")
 
 
-def body() -> None:
-    at = controls.now(svc)
-    window = v.window(at)
-    with controls.guard(svc):
-        latest = data.latest_db(svc, v.source)
-        if latest.empty:
-            controls.empty_state(svc, "database statistics", source=v.source)
-            return
-        whole = latest[latest.table_name == "*"]
-        tables = latest[latest.table_name != "*"]
-        size = whole["bytes"].max() if len(whole) else tables["bytes"].sum()
-        rows = whole["rows"].max() if len(whole) else tables["rows"].sum()
-        crossing = forecasting.db_limit_crossing(svc, at, v.source)
-        c = st.columns(4)
-        c[0].metric("Database size", fmt.bytes_(size), border=True,
-                    delta=f"{fmt.percent(size / limit, 2)} of {fmt.bytes_(limit)}", delta_color="off", delta_arrow="off")
-        c[1].metric("Rows", fmt.count(rows), border=True)
-        biggest = tables.sort_values("bytes", ascending=False).head(1)
-        c[2].metric(f"Largest: {biggest['table_name'].iloc[0]}" if len(biggest) else "Largest table",
-                    fmt.bytes_(biggest["bytes"].iloc[0]) if len(biggest) else "–", border=True,
-                    delta=f"{fmt.count(biggest['rows'].iloc[0])} rows" if len(biggest) else None, delta_color="off", delta_arrow="off")
-        c[3].metric("Reaches the limit", crossing.headline, border=True, help=crossing.detail)
+def body(at: float, window: Window) -> None:
+    latest = data.latest_db(svc, v.source)
+    if latest.empty:
+        controls.empty_state(svc, "database statistics", source=v.source)
+        return
+    whole = latest[latest.table_name == "*"]
+    tables = latest[latest.table_name != "*"]
+    size = whole["bytes"].max() if len(whole) else tables["bytes"].sum()
+    rows = whole["rows"].max() if len(whole) else tables["rows"].sum()
+    crossing = forecasting.db_limit_crossing(svc, at, v.source)
+    c = st.columns(4)
+    c[0].metric("Database size", fmt.bytes_(size), border=True,
+                delta=f"{fmt.percent(size / limit, 2)} of {fmt.bytes_(limit)}", delta_color="off", delta_arrow="off")
+    c[1].metric("Rows", fmt.count(rows), border=True)
+    biggest = tables.sort_values("bytes", ascending=False).head(1)
+    c[2].metric(f"Largest: {biggest['table_name'].iloc[0]}" if len(biggest) else "Largest table",
+                fmt.bytes_(biggest["bytes"].iloc[0]) if len(biggest) else "–", border=True,
+                delta=f"{fmt.count(biggest['rows'].iloc[0])} rows" if len(biggest) else None, delta_color="off", delta_arrow="off")
+    c[3].metric("Reaches the limit", crossing.headline, border=True, help=crossing.detail)
 
-        growth = data.db_growth(svc, window, v.source, series=8 * data.source_count(svc, v.source))
-        whole_growth = growth[growth.table_name == "*"].copy()
-        whole_growth["series"] = series_label(whole_growth, [], empty="whole database")
-        whole_growth["gb"] = whole_growth["bytes"] / GB
-        left, right = st.columns(2)
-        left.altair_chart(time_chart(
-            whole_growth, "gb", title="Database size against the limit", y_title="GB", series="series",
-            y_format=",.2~f", height=320, legend_columns=3,
-            thresholds=[Threshold(limit * WARNING_SHARE / GB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
-                        Threshold(limit / GB, f"{fmt.bytes_(limit)} limit", "limit")]), width="stretch")
-        per_table = growth[growth.table_name != "*"].copy()
-        per_table["series"] = series_label(per_table, ["table_name"])
-        per_table = coarsen(per_table, ["series", "table_name", "source"], {"rows": "max", "bytes": "max"})
-        right.altair_chart(time_chart(per_table, "rows", title="Rows per table", y_title="rows", series="series",
-                                      y_format="~s", height=320, legend_columns=3), width="stretch")
-        if crossing.note:
-            st.caption(crossing.note)
+    growth = data.db_growth(svc, window, v.source, series=8 * data.source_count(svc, v.source))
+    whole_growth = growth[growth.table_name == "*"].copy()
+    whole_growth["series"] = series_label(whole_growth, [], empty="whole database")
+    whole_growth["gb"] = whole_growth["bytes"] / GB
+    left, right = st.columns(2)
+    left.altair_chart(time_chart(
+        whole_growth, "gb", title="Database size against the limit", y_title="GB", series="series",
+        y_format=",.2~f", height=320, legend_columns=3,
+        thresholds=[Threshold(limit * WARNING_SHARE / GB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
+                    Threshold(limit / GB, f"{fmt.bytes_(limit)} limit", "limit")]), width="stretch")
+    per_table = growth[growth.table_name != "*"].copy()
+    per_table["series"] = series_label(per_table, ["table_name"])
+    per_table = coarsen(per_table, ["series", "table_name", "source"], {"rows": "max", "bytes": "max"})
+    right.altair_chart(time_chart(per_table, "rows", title="Rows per table", y_title="rows", series="series",
+                                  y_format="~s", height=320, legend_columns=3), width="stretch")
+    if crossing.note:
+        st.caption(crossing.note)
 
-        share = tables.assign(label=series_label(tables, ["table_name"]))
-        share["mb"] = share["bytes"] / 1024**2
-        st.altair_chart(bar_chart(share, "label", "mb", title="Size per table now", value_title="MB",
-                                  value_format=",.1f"), width="stretch")
-        _deleted(window, at)
-        st.subheader("Tables now")
-        shown = latest.assign(bytes=latest["bytes"].map(fmt.bytes_), rows=latest["rows"].map(fmt.count),
-                              share_of_limit=latest["share_of_limit"].map(lambda s: fmt.percent(s, 3)),
-                              ts=latest["ts"].dt.strftime("%Y-%m-%d %H:%M"))
-        st.dataframe(shown, hide_index=True, width="stretch")
+    share = tables.assign(label=series_label(tables, ["table_name"]))
+    share["mb"] = share["bytes"] / 1024**2
+    st.altair_chart(bar_chart(share, "label", "mb", title="Size per table now", value_title="MB",
+                              value_format=",.1f"), width="stretch")
+    _deleted(window, at)
+    st.subheader("Tables now")
+    shown = latest.assign(bytes=latest["bytes"].map(fmt.bytes_), rows=latest["rows"].map(fmt.count),
+                          share_of_limit=latest["share_of_limit"].map(lambda s: fmt.percent(s, 3)),
+                          ts=latest["ts"].dt.strftime("%Y-%m-%d %H:%M"))
+    st.dataframe(shown, hide_index=True, width="stretch")
 
 
-controls.run_live(v, body)
+controls.run_live(svc, v, CAPTION, body)

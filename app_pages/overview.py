@@ -3,6 +3,8 @@ readiness with its evidence, the next trigger's forecast date, and alerts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -10,18 +12,18 @@ from scaling.dashboard import controls, data, forecasting
 from scaling.dashboard import formatting as fmt
 from scaling.dashboard.charts import Threshold, series_label, time_chart
 from scaling.dashboard.services import services
-from scaling.dashboard.timerange import coarsen
+from scaling.dashboard.timerange import Window, coarsen
 
 BADGES = {"ready": ":green-badge[ready]", "at risk": ":orange-badge[at risk]", "not ready": ":red-badge[not ready]",
           "unknown": ":gray-badge[unknown]"}
 
 svc = services()
 v = controls.view()
-controls.header("Overview", "Users, the phase of the scaling plan they call for, and whether each item is ready",
-                v.window(controls.now(svc)), controls.now(svc))
+st.title("Overview")
+CAPTION = "Users, the phase of the scaling plan they call for, and whether each item is ready"
 
 
-def _users(window, at: float, readiness) -> None:  # type: ignore[no-untyped-def]
+def _users(window: Window, at: float, readiness: Any) -> None:
     latest = data.latest_users(svc, v.source)
     series = data.users(svc, window, v.source)
     first = series.sort_values("ts").groupby("source").head(1).set_index("source")
@@ -52,7 +54,7 @@ def _users(window, at: float, readiness) -> None:  # type: ignore[no-untyped-def
         st.caption(f"Trend: {readiness.users_trend}.")
 
 
-def _phase_header(readiness) -> None:  # type: ignore[no-untyped-def]
+def _phase_header(readiness: Any) -> None:
     required = readiness.required_phase
     titles = {p.phase: p.title for p in readiness.phases}
     nxt = readiness.next_trigger
@@ -74,7 +76,7 @@ def _phase_header(readiness) -> None:  # type: ignore[no-untyped-def]
         st.warning(warning, icon=":material/warning:")
 
 
-def _phases(readiness) -> None:  # type: ignore[no-untyped-def]
+def _phases(readiness: Any) -> None:
     st.subheader("Phase readiness")
     for phase in readiness.phases:
         flag = "required now" if phase.required else "required within the forecast" if phase.required_forecast \
@@ -86,7 +88,7 @@ def _phases(readiness) -> None:  # type: ignore[no-untyped-def]
                             f"{item.evidence}", help=item.rule)
 
 
-def _alerts(window, at: float) -> None:  # type: ignore[no-untyped-def]
+def _alerts(window: Window, at: float) -> None:
     st.subheader("Alerts")
     found = data.alerts(svc, window.since, v.source)
     firing = found[found.state == "firing"]
@@ -106,22 +108,19 @@ def _alerts(window, at: float) -> None:  # type: ignore[no-untyped-def]
         st.caption(f"No alert fired in {window.label}.")
 
 
-def body() -> None:
-    at = controls.now(svc)
-    window = v.window(at)
-    with controls.guard(svc):
-        if not data.latest_users(svc, v.source):
-            controls.empty_state(svc, "user counts", source=v.source)
-            return
-        readiness = forecasting.readiness(svc, at, v.source)
-        if readiness is not None:
-            _phase_header(readiness)
-        else:
-            st.info(forecasting.missing_note("readiness"))
-        _users(window, at, readiness)
-        if readiness is not None:
-            _phases(readiness)
-        _alerts(window, at)
+def body(at: float, window: Window) -> None:
+    if not data.latest_users(svc, v.source):
+        controls.empty_state(svc, "user counts", source=v.source)
+        return
+    readiness = forecasting.readiness(svc, at, v.source)
+    if readiness is not None:
+        _phase_header(readiness)
+    else:
+        st.info(forecasting.missing_note("readiness"))
+    _users(window, at, readiness)
+    if readiness is not None:
+        _phases(readiness)
+    _alerts(window, at)
 
 
-controls.run_live(v, body)
+controls.run_live(svc, v, CAPTION, body)

@@ -85,14 +85,14 @@ def _top(values: Sequence[float], thresholds: Sequence[Threshold], floor: float)
 
 
 def threshold_layers(thresholds: Sequence[Threshold], *, y_format: str, axis: str = "y") -> list[alt.Chart]:
-    """Every threshold of a chart as one dashed-rule layer and one label layer.
+    """Every threshold of a chart as one dashed-rule layer and two label layers.
 
-    The layers are named ``thresholds`` and ``threshold-labels``; their one small
-    dataset holds ``value``, ``label``, ``kind`` and ``color`` per threshold (colour
-    used as is, so it shares no legend with the data). The highest label sits above
-    its line and the others below theirs, so an 80% warning and a 100% limit do not
-    print over each other. Two layers, not two per threshold: every Altair layer
-    costs schema validation on each page run.
+    The rule layer is named ``thresholds``; all three share one small dataset of
+    ``value``, ``label``, ``kind`` and ``color`` per threshold (colour used as is,
+    so it shares no legend with the data). The highest label sits above its line and
+    the others below theirs, so an 80% warning and a 100% limit do not print over
+    each other. A fixed three layers, not two per threshold: each Altair layer costs
+    work on every page run.
     """
     if not thresholds:
         return []
@@ -100,7 +100,7 @@ def threshold_layers(thresholds: Sequence[Threshold], *, y_format: str, axis: st
     table = pd.DataFrame({"value": [t.value for t in thresholds], "label": [t.label for t in thresholds],
                           "kind": [t.kind for t in thresholds],
                           "color": [KIND_COLORS[t.kind] for t in thresholds],
-                          "dy": [-9 if t.value == highest else 9 for t in thresholds]})
+                          "above": [t.value == highest for t in thresholds]})
     base = alt.Chart(table)
     position = alt.Y("value:Q") if axis == "y" else alt.X("value:Q")
     rules = base.mark_rule(strokeDash=[6, 4], size=1.5).encode(
@@ -109,10 +109,12 @@ def threshold_layers(thresholds: Sequence[Threshold], *, y_format: str, axis: st
     ).properties(name="thresholds")
     if axis != "y":
         return [rules]
-    labels = base.mark_text(align="left", dx=4, fontSize=11).encode(
-        position, x=alt.value(0), yOffset=alt.YOffset("dy:Q", scale=None), text="label:N",
-        color=alt.Color("color:N", scale=None)).properties(name="threshold-labels")
-    return [rules, labels]
+    text = {"x": alt.value(0), "y": position, "text": alt.Text("label:N"), "color": alt.Color("color:N", scale=None)}
+    over = base.mark_text(align="left", baseline="bottom", dx=4, dy=-2, fontSize=11).encode(**text) \
+        .transform_filter("datum.above").properties(name="threshold-labels")
+    under = base.mark_text(align="left", baseline="top", dx=4, dy=2, fontSize=11).encode(**text) \
+        .transform_filter("!datum.above").properties(name="threshold-labels-below")
+    return [rules, over, under]
 
 
 def _time_axis(data: pd.DataFrame, width: int) -> alt.Axis:

@@ -18,7 +18,7 @@ from scaling.dashboard.services import Services
 from scaling.dashboard.timerange import DEFAULT_PRESET, PRESETS, RangeChoice, Window, resolve
 from scaling.errors import ConfigurationError, StoreError
 
-__all__ = ["REFRESH_CHOICES", "View", "empty_state", "guard", "header", "now", "run_live", "sidebar", "view"]
+__all__ = ["REFRESH_CHOICES", "View", "empty_state", "guard", "now", "run_live", "sidebar", "view"]
 
 #: Refresh label -> seconds (None: off).
 REFRESH_CHOICES: dict[str, int | None] = {"Off": None, "30 s": 30, "1 min": 60, "5 min": 300}
@@ -89,21 +89,22 @@ def view() -> View:
     return current if isinstance(current, View) else View()
 
 
-def header(title: str, caption: str, window: Window | None = None, at: float | None = None) -> None:
-    """The page title, what the page answers, and the window shown."""
-    st.title(title)
-    if window is not None and at is not None:
-        caption += f" · {window.label}: {fmt.timestamp(window.since)} → {fmt.timestamp(min(window.until, at))}"
-    st.caption(caption)
+def run_live(svc: Services, v: View, caption: str, body: Callable[[float, Window], None]) -> None:
+    """Run ``body(now, window)`` under a caption, as a fragment re-run every ``v.refresh_s`` seconds.
 
-
-def run_live(v: View, body: Callable[[], None]) -> None:
-    """Run ``body`` as a fragment that re-runs itself every ``v.refresh_s`` seconds (or never).
-
-    Only the fragment re-runs on the timer, reading "now" afresh so a relative range
-    slides forward; the sidebar and page header stay put.
+    Only the fragment re-runs on the timer (the page title and sidebar stay put); it
+    reads "now" afresh each time, so a relative range slides forward and its caption
+    says which window is on screen. Store and configuration errors become a message.
     """
-    st.fragment(body, run_every=v.refresh_s)()
+    def fragment() -> None:
+        at = now(svc)
+        window = v.window(at)
+        st.caption(f"{caption} · {window.label}: {fmt.timestamp(window.since)} → "
+                   f"{fmt.timestamp(min(window.until, at))}")
+        with guard(svc):
+            body(at, window)
+
+    st.fragment(fragment, run_every=v.refresh_s)()
 
 
 def empty_state(svc: Services, what: str, *, source: str | None = None) -> None:

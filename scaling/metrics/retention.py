@@ -121,16 +121,18 @@ def roll_up(engine: Engine, rollup: Rollup, source: str, *, until: float, report
 
 def _delete_in_days(engine: Engine, table: Any, col: Any, start: float | None, stop: float,
                     *extra: Any) -> int:
-    """Delete rows with ``start <= col < stop`` one day per transaction; returns rows deleted."""
-    if start is None:
-        with engine.connect() as conn:
-            oldest = conn.execute(select(func.min(col)).where(col < stop, *extra)).scalar()
-        if oldest is None:
-            return 0
-        start = float(oldest)
+    """Delete rows with ``start <= col < stop`` one day per transaction; returns rows deleted.
+
+    Empty stretches are skipped by asking for the next row, so a gap of months costs one query.
+    """
     total = 0
-    lo = math.floor(start / DAY) * DAY
+    lo = -math.inf if start is None else start
     while lo < stop:
+        with engine.connect() as conn:
+            oldest = conn.execute(select(func.min(col)).where(col >= lo, col < stop, *extra)).scalar()
+        if oldest is None:
+            break
+        lo = math.floor(float(oldest) / DAY) * DAY
         hi = min(stop, lo + DAY)
         with engine.begin() as conn:
             total += max(conn.execute(delete(table).where(col >= lo, col < hi, *extra)).rowcount, 0)
@@ -139,19 +141,25 @@ def _delete_in_days(engine: Engine, table: Any, col: Any, start: float | None, s
 
 
 def _thin(engine: Engine, table: Any, keys: tuple[str, ...], cutoff: float, report: RetentionReport) -> None:
-    """Keep only the newest sample per hour and key for gauges older than ``cutoff``."""
+    """Keep only the newest sample per hour and key for gauges older than ``cutoff``.
+
+    Per source, ``rollup_state.rolled_until`` records how far thinning got; it goes a
+    day per transaction and jumps over stretches without rows.
+    """
+    end = math.floor(cutoff / HOUR) * HOUR
     for source in _sources_of(engine, table):
         with engine.connect() as conn:
             state = _state(conn, table.name, source)
-        start = state[0] if state else None
-        end = math.floor(cutoff / HOUR) * HOUR
-        if start is None:
-            with engine.connect() as conn:
-                oldest = conn.execute(select(func.min(table.c.ts)).where(table.c.source == source)).scalar()
-            if oldest is None:
-                continue
-            start = math.floor(float(oldest) / HOUR) * HOUR
+        start = state[0] if state else -math.inf
         while start < end:
+            with engine.connect() as conn:
+                nxt = conn.execute(select(func.min(table.c.ts)).where(
+                    table.c.source == source, table.c.ts >= start, table.c.ts < end)).scalar()
+            if nxt is None:
+                with engine.begin() as conn:
+                    _set_state(conn, table.name, source, rolled_until=end)
+                break
+            start = math.floor(float(nxt) / HOUR) * HOUR
             stop = min(end, start + DAY)
             in_range = [table.c.source == source, table.c.ts >= start, table.c.ts < stop]
             keep = (select(func.max(table.c.id)).where(*in_range)

@@ -83,7 +83,7 @@ def test_hourly_passes_match_one_big_pass(engine: Engine, writer: MetricsWriter)
     """Running retention every day or so ends where one pass at the end would, whatever the pass boundaries."""
     _fill(engine, writer)
     before = _views(engine)
-    for now in np.arange(T0 + 2 * DAY, NOW + 1, 31 * HOUR):
+    for now in np.arange(T0 + 2 * DAY, NOW + 1, 53 * HOUR):
         roll_up_and_prune(engine, now=float(now), raw_days=2)
     roll_up_and_prune(engine, now=NOW, raw_days=2)
     assert _views(engine) == before

@@ -146,7 +146,7 @@ def _claim_in_process(url: str, slots: int, out: mp.Queue) -> None:  # type: ign
 
 def test_processes_racing_for_slots_get_each_exactly_once(metrics_url: str) -> None:
     """Three processes (like three collector replicas) claiming 30 slots run each slot exactly once."""
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     out = ctx.Queue()
     procs = [ctx.Process(target=_claim_in_process, args=(metrics_url, 30, out)) for _ in range(3)]
     for p in procs:

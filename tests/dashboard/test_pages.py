@@ -134,3 +134,19 @@ def test_ai_cost_shows_spend_budgets_projection_and_exports(open_page: OpenPage,
     cumulative = next(c for c in charts(at) if c["title"].startswith("Cumulative spend"))
     assert thresholds(cumulative) == {"openai budget $50.00": 50.0}
     assert [b.proto.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
+
+
+def test_capacity_planner_simulates_a_scenario_with_its_limits(open_page: OpenPage, demo_url: str) -> None:
+    """The planner runs a small scenario in virtual time and shows the cron, pages, AI and each upstream's peak."""
+    pytest.importorskip("scaling.capacity.simulate")
+    at = open_page("capacity_planner", demo_url)
+    assert at.number_input[0].value == 120  # defaults to the users the metrics DB has now
+    at.number_input[0].set_value(20)
+    at.number_input[1].set_value(0.25)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    verdict = (at.success or at.error)[0].value
+    assert verdict.startswith("Headroom: ") and "20 users" in verdict
+    assert {"Prewarm p95", "Page views p95", "AI spend per month"} <= {m.label for m in at.metric}
+    peaks = next(c for c in charts(at) if c["title"].startswith("Busiest window"))
+    assert thresholds(peaks) == {"80% warning": 0.8, "limit": 1.0}

@@ -126,7 +126,9 @@ class PrewarmReport:
     failed: int = 0
     skipped: int = 0
     skipped_users: list[str] = field(default_factory=list)
-    active_skipped: int = 0
+    active_skipped: int = 0  # users known to be active (not merely new) that this run did not reach
+    new_users: int = 0  # users with no entry yet (a first pass over a new population takes several runs)
+    never_fetched: int = 0  # users still without an entry after this run
     phase_s: dict[str, float] = field(default_factory=dict)
     upstream_calls: dict[str, int] = field(default_factory=dict)
     upstream_429: int = 0
@@ -250,7 +252,9 @@ async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: Sta
     skipped = [u for u in order if u not in reached]
     report.skipped = len(skipped)
     report.skipped_users = skipped
-    report.active_skipped = sum(1 for u in order[:n_active] if u not in reached)
+    new = {u for u, e in entries.items() if e is None}
+    report.new_users = len(new)
+    report.active_skipped = sum(1 for u in order[:n_active] if u not in reached and u not in new)
 
     phase_start = clock.now()
     now = clock.now()
@@ -259,6 +263,7 @@ async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: Sta
                                          "version": 2}).encode(), now=now, ttl=AGGREGATE_TTL_S)
     report.phase_s["aggregate"] = round(clock.now() - phase_start, 3)
 
+    report.never_fetched = sum(1 for e in entries.values() if e is None)
     ages = [(now - e.fetched_at, e) for e in entries.values() if e is not None]
     report.oldest_entry_age_s = round(max((a for a, _ in ages), default=0.0), 3)
     report.oldest_inactive_age_s = round(max(

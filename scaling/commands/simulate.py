@@ -1,0 +1,143 @@
+"""``python -m scaling simulate``: what breaks first at N users, in virtual time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from scaling.capacity.simulate import Scenario, SimResult, simulate
+from scaling.settings import Settings
+
+NAME = "simulate"
+HELP = ("run the real service layer against the sandbox for a simulated population in virtual time; "
+        "--sweep finds the first limit to break")
+
+
+def _share(text: str) -> float:
+    value = text.strip()
+    try:
+        x = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share like 0.1 or 10%, got {text!r}") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (0%-100%), got {text!r}")
+    return x
+
+
+def _users(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of users, got {text!r}") from None
+    if not 1 <= n <= 20000:
+        raise argparse.ArgumentTypeError(f"expected 1..20000 users, got {n}")
+    return n
+
+
+def _sweep(text: str) -> list[int]:
+    try:
+        values = [_users(p) for p in text.split(",") if p.strip()]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"--sweep: {exc}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("--sweep needs user counts like 20,50,100")
+    return sorted(set(values))
+
+
+def _hours(text: str) -> float:
+    try:
+        h = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hours, got {text!r}") from None
+    if not 0 < h <= 24 * 14:
+        raise argparse.ArgumentTypeError(f"expected 0 < hours <= 336, got {text!r}")
+    return h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--users", type=_users, help="users to simulate")
+    group.add_argument("--sweep", type=_sweep, metavar="N,N,...", help="simulate each user count, e.g. 20,50,100,150")
+    parser.add_argument("--active-share", type=_share, default=0.1, help="share active in the last 2 h (default 0.1)")
+    parser.add_argument("--hours", type=_hours, default=None, help="virtual hours (default 24; 3 per sweep point)")
+    parser.add_argument("--growth-per-week", type=_share, default=0.0, help="compounding growth, e.g. 5%% (default 0)")
+    parser.add_argument("--design", choices=("headroom", "upstream", "both"), default="headroom",
+                        help="Headroom's service layer, the upstream app's design, or both side by side")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _row(r: SimResult) -> list[str]:
+    c, lf, sp = r.cron, r.upstreams["lastfm"], r.upstreams["spotify"]
+    fb = r.first_break
+    days = r.db["days_until_10gb"]
+    return [r.scenario.design, str(r.scenario.users), f"{c['p95_s']:.1f}/{c['max_s']:.1f}", f"{c['users_polled_p50']:.0f}",
+            f"{c['max_staleness_min']:.0f}", f"{sp['peak_window']:.0f}/{sp['limit']:.0f}",
+            f"{int(sum(u['upstream_429'] for u in r.upstreams.values()))}", f"{r.pages['p95_s']:.1f}",
+            "never" if math.isinf(days) else f"{days:.0f}", f"{r.ai['usd_month']:.0f}",
+            f"{fb.limit}: {fb.detail}" if fb else "nothing breaks"]
+
+
+HEAD = ["design", "users", "cron p95/max s", "polled/run", "stale min", "spotify peak", "429s", "page p95 s",
+        "days to 10GB", "AI $/mo", "first limit to break"]
+
+
+def _table(results: list[SimResult]) -> str:
+    rows = [HEAD] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEAD) - 1)]
+    lines = []
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     + "  " + row[-1])
+    return "\n".join(lines)
+
+
+def _summary(results: list[SimResult]) -> list[str]:
+    out = []
+    for design in dict.fromkeys(r.scenario.design for r in results):
+        mine = [r for r in results if r.scenario.design == design]
+        broken = [r for r in mine if r.first_break]
+        if broken:
+            first = broken[0]
+            out.append(f"{design}: first limit to break is '{first.first_break.limit}' at {first.scenario.users} "
+                       f"users" + (f" (fine at {mine[mine.index(first) - 1].scenario.users})"
+                                    if mine.index(first) else ""))
+        else:
+            out.append(f"{design}: nothing breaks up to {mine[-1].scenario.users} users")
+    return out
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    counts = args.sweep or [args.users]
+    hours = args.hours or (3.0 if args.sweep else 24.0)
+    designs = ["upstream", "headroom"] if args.design == "both" else [args.design]
+    jobs = [(d, n) for d in designs for n in counts]
+    results: list[SimResult] = []
+    show = sys.stderr.isatty() and not args.json
+    for i, (design, n) in enumerate(jobs):
+        scenario = Scenario(users=n, active_share=args.active_share, hours=hours,
+                            growth_per_week=args.growth_per_week, design=design, seed=args.seed)
+
+        def progress(f: float, i: int = i, design: str = design, n: int = n) -> None:
+            if show:
+                done = (i + f) / len(jobs)
+                bar = "#" * int(done * 30)
+                print(f"\r  [{bar:<30}] {done:4.0%}  {design} {n} users", end="", file=sys.stderr, flush=True)
+
+        results.append(simulate(scenario, settings=settings, progress=progress))
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        out: dict[str, Any] = {"hours": hours, "results": [r.as_dict() for r in results],
+                               "summary": _summary(results)}
+        print(json.dumps(out, default=lambda o: str(o)))
+        return 0
+    print(f"{hours:g} virtual hours, {args.active_share:.0%} active, growth {args.growth_per_week:.0%}/week; "
+          f"wall {sum(r.wall_s for r in results):.1f}s")
+    print(_table(results))
+    for line in _summary(results):
+        print(line)
+    return 0

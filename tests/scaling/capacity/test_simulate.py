@@ -1,0 +1,97 @@
+"""The capacity simulator: the upstream design breaks where its docs say, Headroom's carries on,
+and virtual time agrees with real time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scaling.capacity.simulate import Scenario, simulate
+from scaling.clock import SystemClock
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_upstream_design_breaks_on_the_cron_deadline_between_90_and_150_users() -> None:
+    """Batches of 4 with 1 s sleeps: fine at 50 users, the 30 s Worker limit at 100."""
+    fine = simulate(Scenario(users=50, hours=1, design="upstream"))
+    broken = simulate(Scenario(users=100, hours=1, design="upstream"))
+    assert fine.first_break is None
+    assert broken.first_break is not None and broken.first_break.limit == "cron deadline"
+    assert broken.cron["never_refreshed"] > 0
+
+
+def test_headroom_design_keeps_1000_users_inside_the_deadline() -> None:
+    """At 1,000 users every cron run ends inside 30 s with no upstream 429 and active users first."""
+    r = simulate(Scenario(users=1000, hours=1))
+    assert r.cron["max_s"] <= 30.0 and r.cron["timed_out_runs"] == 0
+    assert sum(u["upstream_429"] for u in r.upstreams.values()) == 0
+    assert r.upstreams["lastfm"]["peak_window"] <= r.upstreams["lastfm"]["limit"]
+    assert r.cron["users_polled_p50"] >= 0.9 * 120  # uses the Last.fm budget the limiter allows
+
+
+def test_first_break_is_named_with_its_numbers() -> None:
+    """A break says which limit and shows the numbers (not just 'failed')."""
+    r = simulate(Scenario(users=150, hours=1, design="upstream"))
+    assert r.first_break is not None
+    assert "30 s" in r.first_break.detail and "prewarm runs" in r.first_break.detail
+
+
+def test_same_seed_same_answer() -> None:
+    """A scenario is deterministic for its seed (virtual time, seeded sandbox and traffic)."""
+    a = simulate(Scenario(users=60, hours=0.5, seed=3))
+    b = simulate(Scenario(users=60, hours=0.5, seed=3))
+    assert a.cron == b.cron and a.upstreams == b.upstreams
+
+
+@pytest.mark.parametrize("bad", [dict(users=0), dict(users=10, active_share=2), dict(users=10, design="x"),
+                                 dict(users=10, hours=0)])
+def test_bad_scenarios_are_refused(bad: dict[str, object]) -> None:
+    """Nonsense scenarios raise a clear ValueError before anything runs."""
+    with pytest.raises(ValueError):
+        Scenario(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--users", "0"], "1..20000"), (["--sweep", "10,abc"], "--sweep"), (["--users", "5", "--active-share", "150%"],
+                                                                         "between 0 and 1"),
+    (["--users", "5", "--hours", "-1"], "0 < hours"), ([], "one of the arguments"),
+])
+def test_cli_rejects_bad_arguments_in_one_line(args: list[str], message: str) -> None:
+    """Wrong CLI arguments exit 2 with a message naming the problem."""
+    run = subprocess.run([sys.executable, "-m", "scaling", "simulate", *args], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.e2e
+def test_virtual_time_agrees_with_real_time_within_20_percent() -> None:
+    """20 users, a cron every 10 s, 40 s: real time against a sandbox on a port and virtual time
+    in-process agree within 20% on cron duration and requests per upstream."""
+    proc = subprocess.Popen([sys.executable, "-m", "scaling", "sandbox", "--port", "0", "--listeners", "20",
+                             "--active-share", "0.1", "--latency", "0.15-0.4", "--seed", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        url = next(w for w in proc.stdout.readline().split() if w.startswith("http://")).rstrip("/")
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/_sandbox/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        scenario = Scenario(users=20, hours=40 / 3600, cron_interval_s=10.0, seed=0)
+        real = simulate(scenario, clock=SystemClock(), base_url=url)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    virtual = simulate(scenario)
+    assert real.cron["runs"] == virtual.cron["runs"]
+    assert real.cron["p50_s"] == pytest.approx(virtual.cron["p50_s"], rel=0.2)
+    for name in ("lastfm", "spotify"):
+        assert real.upstreams[name]["requests"] == pytest.approx(virtual.upstreams[name]["requests"], rel=0.2), name

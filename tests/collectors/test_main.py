@@ -121,7 +121,8 @@ def test_runs_on_schedule_serves_metrics_and_stops_cleanly(sig: signal.Signals, 
             proc.kill()
         engine.dispose()
     assert proc.returncode == 0
-    assert "collectors: stopped after" in err.splitlines()[-1] and "Traceback" not in err
+    # A run interrupted by the signal may still log its alert after the summary line.
+    assert "collectors: stopped after" in err and "Traceback" not in err
 
 
 @pytest.mark.sqlite

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import altair as alt
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from scaling.dashboard import formatting as fmt
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
-from tests.dashboard.conftest import NOW, PAGES, charts, texts, thresholds
+from tests.dashboard.conftest import APP, NOW, PAGES, charts, texts, thresholds
 
 pytestmark = pytest.mark.sqlite
 OpenPage = Callable[..., AppTest]
+
+
+@pytest.fixture(scope="module")
+def rendered(demo_url: str) -> Iterator[Callable[[str], AppTest]]:
+    """Each page rendered once per module (AppTest runs are the slow part), shared by the tests that read it."""
+    done: dict[str, AppTest] = {}
+
+    def page(name: str) -> AppTest:
+        if name not in done:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("HEADROOM_METRICS_DB_URL", demo_url)
+                st.cache_data.clear()
+                st.cache_resource.clear()
+                at = AppTest.from_file(APP, default_timeout=60)
+                at.session_state["headroom_now"] = NOW
+                at.run()
+                if name != "overview" and not at.exception:
+                    at.switch_page(f"app_pages/{name}.py").run()
+                done[name] = at
+        return done[name]
+
+    yield page
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -22,10 +45,9 @@ def metric(at: AppTest, label: str) -> str:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_renders_its_title_and_charts_within_budget(open_page: OpenPage, demo_url: str,
-                                                               page: str) -> None:
+def test_every_page_renders_its_title_and_charts_within_budget(rendered: Callable[[str], AppTest], page: str) -> None:
     """Every page runs without an exception, and no chart ships more than 2,000 data rows."""
-    at = open_page(page, demo_url)
+    at = rendered(page)
     assert not at.exception, at.exception
     assert at.title[0].value == page.replace("_", " ").capitalize().replace("Ai cost", "AI cost")
     for chart in charts(at):
@@ -34,9 +56,9 @@ def test_every_page_renders_its_title_and_charts_within_budget(open_page: OpenPa
         alt.LayerChart.from_dict(spec, validate=True)  # a valid Vega-Lite layer spec
 
 
-def test_overview_shows_users_phase_readiness_forecast_and_alerts(open_page: OpenPage, demo_url: str) -> None:
+def test_overview_shows_users_phase_readiness_forecast_and_alerts(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """The overview names the users now, the required phase, each item's evidence, the next trigger and alerts."""
-    at = open_page("overview", demo_url)
+    at = rendered("overview")
     users = q.latest_user_counts(open_metrics_db(demo_url))
     assert users is not None and users.total == 120
     assert metric(at, "Users") == "120"
@@ -54,9 +76,9 @@ def test_overview_shows_users_phase_readiness_forecast_and_alerts(open_page: Ope
     assert {50.0, 100.0, 150.0} <= set(thresholds(users_chart).values())
 
 
-def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(open_page: OpenPage, demo_url: str) -> None:
+def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """One chart per upstream with the 80% warning and the configured limit, 429s marked, cooldowns shaded."""
-    at = open_page("rate_limits", demo_url)
+    at = rendered("rate_limits")
     per_upstream = [c for c in charts(at) if "share of limit" in c["title"]]
     assert sorted(c["title"].split(":")[0] for c in per_upstream) == ["lastfm", "openai", "perplexity", "songlink",
                                                                        "spotify"]
@@ -76,9 +98,9 @@ def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(open_page
     assert metric(at, "spotify") == fmt.percent(spotify_now)
 
 
-def test_cron_compares_durations_with_the_deadline(open_page: OpenPage, demo_url: str) -> None:
+def test_cron_compares_durations_with_the_deadline(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """Cron shows p95 against 30 s, the 24 s warning and 30 s deadline lines, failures and users polled."""
-    at = open_page("cron", demo_url)
+    at = rendered("cron")
     engine = open_metrics_db(demo_url)
     summary = q.cron_summary(engine, NOW - 7 * 86400, NOW + 30)
     prewarm = summary[summary.job == "prewarm"].iloc[0]
@@ -92,9 +114,9 @@ def test_cron_compares_durations_with_the_deadline(open_page: OpenPage, demo_url
     assert "Outcomes per bucket" in titles
 
 
-def test_database_measures_size_against_the_10_gb_limit(open_page: OpenPage, demo_url: str) -> None:
+def test_database_measures_size_against_the_10_gb_limit(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """Database shows the size, its share of 10 GB, the limit line, rows deleted and the forecast."""
-    at = open_page("database", demo_url)
+    at = rendered("database")
     engine = open_metrics_db(demo_url)
     latest = q.latest_db_stats(engine)
     whole = latest[latest.table_name == "*"].iloc[0]
@@ -106,9 +128,9 @@ def test_database_measures_size_against_the_10_gb_limit(open_page: OpenPage, dem
     assert "rows deleted" in texts(at)
 
 
-def test_cache_shows_hit_rate_and_size_per_family(open_page: OpenPage, demo_url: str) -> None:
+def test_cache_shows_hit_rate_and_size_per_family(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """Cache shows the overall hit rate the summary query gives, and one series per key family."""
-    at = open_page("cache", demo_url)
+    at = rendered("cache")
     engine = open_metrics_db(demo_url)
     summary = q.cache_summary(engine, NOW - 7 * 86400, NOW + 30)
     rate = summary.hits.sum() / (summary.hits.sum() + summary.misses.sum())
@@ -118,9 +140,9 @@ def test_cache_shows_hit_rate_and_size_per_family(open_page: OpenPage, demo_url:
     assert set(data["series"]) == set(summary.family)
 
 
-def test_ai_cost_shows_spend_budgets_projection_and_exports(open_page: OpenPage, demo_url: str) -> None:
+def test_ai_cost_shows_spend_budgets_projection_and_exports(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """AI cost shows the range's spend from the cost query, budget lines, month-to-date and two downloads."""
-    at = open_page("ai_cost", demo_url)
+    at = rendered("ai_cost")
     engine = open_metrics_db(demo_url)
     spend = q.ai_cost_by(engine, NOW - 7 * 86400, NOW + 30)["cost_usd"].sum()
     assert metric(at, "Spend in range") == fmt.usd(spend)

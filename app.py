@@ -32,8 +32,9 @@ if warning:
 
 pages = st.navigation({
     "Capacity": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/explore:", url_path="overview", default=True),
-        st.Page("app_pages/capacity_planner.py", title="Capacity planner", icon=":material/calculate:", url_path="capacity-planner"),
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/explore:", default=True),
+        st.Page("app_pages/capacity_planner.py", title="Capacity planner", icon=":material/calculate:",
+                url_path="capacity-planner"),
     ],
     "Limits": [
         st.Page("app_pages/rate_limits.py", title="Rate limits", icon=":material/speed:", url_path="rate-limits"),

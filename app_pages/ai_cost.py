@@ -90,7 +90,8 @@ def body(at: float, window: Window) -> None:
     c = st.columns(4)
     c[0].metric("Spend in range", fmt.usd(export["cost_usd"].sum()), border=True)
     c[1].metric("Calls", fmt.count(export["calls"].sum()), border=True,
-                delta=f"{fmt.count(export['cache_hits'].sum())} served from cache", delta_color="off", delta_arrow="off")
+                delta=f"{fmt.count(export['cache_hits'].sum())} served from cache", delta_color="off",
+                delta_arrow="off")
     c[2].metric("Tokens in / out", f"{export['input_tokens'].sum() / 1e6:,.1f}M / "
                                    f"{export['output_tokens'].sum() / 1e6:,.1f}M", border=True)
     c[3].metric("Web searches", fmt.count(export["web_search_calls"].sum()), border=True)
@@ -127,7 +128,8 @@ def body(at: float, window: Window) -> None:
     left.download_button("Download CSV", to_csv(export), file_name=f"{stem}.csv", mime="text/csv",
                          on_click="ignore", icon=":material/download:")
     right.download_button("Download JSON", to_json(export, since=window.since, until=window.until),
-                          file_name=f"{stem}.json", mime="application/json", on_click="ignore", icon=":material/download:")
+                          file_name=f"{stem}.json", mime="application/json", on_click="ignore",
+                          icon=":material/download:")
 
 
 controls.run_live(svc, v, CAPTION, body)

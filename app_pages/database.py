@@ -62,7 +62,8 @@ def body(at: float, window: Window) -> None:
     biggest = tables.sort_values("bytes", ascending=False).head(1)
     c[2].metric(f"Largest: {biggest['table_name'].iloc[0]}" if len(biggest) else "Largest table",
                 fmt.bytes_(biggest["bytes"].iloc[0]) if len(biggest) else "–", border=True,
-                delta=f"{fmt.count(biggest['rows'].iloc[0])} rows" if len(biggest) else None, delta_color="off", delta_arrow="off")
+                delta=f"{fmt.count(biggest['rows'].iloc[0])} rows" if len(biggest) else None, delta_color="off",
+                delta_arrow="off")
     c[3].metric("Reaches the limit", crossing.headline, border=True, help=crossing.detail)
 
     growth = data.db_growth(svc, window, v.source, series=8 * data.source_count(svc, v.source))

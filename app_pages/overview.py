@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from scaling.dashboard import controls, data, forecasting
@@ -67,11 +66,13 @@ def _phase_header(readiness: Any) -> None:
         when = fmt.timestamp(nxt.date, with_time=False) if nxt.date else "not at this trend"
         band = (f"between {fmt.timestamp(nxt.earliest, with_time=False)} and "
                 f"{fmt.timestamp(nxt.latest, with_time=False) if nxt.latest else 'later'}") if nxt.date else ""
-        c[1].metric(f"Next trigger: {nxt.users:,} users", when, border=True, delta=nxt.action, delta_color="off", delta_arrow="off",
+        c[1].metric(f"Next trigger: {nxt.users:,} users", when, border=True, delta=nxt.action, delta_color="off",
+                    delta_arrow="off",
                     help=f"forecast crossing date from the user trend; {band}" if band else None)
     c[2].metric(f"Readiness for Phase {readiness.target_phase}", f"{readiness.readiness_pct:.0f}%", border=True,
                 delta=f"Phase {readiness.required_phase_forecast} needed in {readiness.forecast_days} days",
-                delta_color="off", delta_arrow="off", help="share of items of phases 1..required that are ready (at risk counts half)")
+                delta_color="off", delta_arrow="off",
+                help="share of items of phases 1..required that are ready (at risk counts half)")
     for warning in readiness.warnings:
         st.warning(warning, icon=":material/warning:")
 

@@ -5,8 +5,9 @@
 Loads 30 days of minute samples into a fresh metrics DB per backend: the demo
 history for 1,000 users stored raw (no roll-ups), a sixth upstream, and the
 headroom samples copied to the 'collectors' and 'worker' sources so every chart
-also shows sources side by side, with the hourly roll-ups the retention job keeps. Then each page runs in Streamlit's AppTest (the
-real script, no browser) for the 7- and 30-day ranges:
+also shows sources side by side, with the hourly roll-ups the retention job keeps.
+Then each page runs in Streamlit's AppTest (the real script, no browser) for the
+7- and 30-day ranges:
 
 - **uncached**: ``st.cache_data`` cleared first, so every SQL aggregate runs (DB warm);
 - **cached**: the same page again within the 30 s query TTL (what a refresh costs).
@@ -132,7 +133,8 @@ def measure(url: str, runs: int) -> dict[tuple[str, str], tuple[float, float, in
                 t = time.perf_counter()
                 at.run()
                 cached.append(time.perf_counter() - t)
-            out[(label, page)] = (statistics.median(uncached), statistics.median(cached), max(chart_rows(at), default=0))
+            out[(label, page)] = (statistics.median(uncached), statistics.median(cached),
+                                  max(chart_rows(at), default=0))
             print(f"  {label:13} {page:12} uncached {out[(label, page)][0]:.2f}s  cached {out[(label, page)][1]:.2f}s  "
                   f"max pts {out[(label, page)][2]}", flush=True)
     return out

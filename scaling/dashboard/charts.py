@@ -17,8 +17,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-__all__ = ["KIND_COLORS", "OUTCOME_COLORS", "LayeredChart", "Marker", "Threshold", "bar_chart", "chart_points", "series_label",
-           "threshold_layers", "time_chart"]
+__all__ = ["KIND_COLORS", "OUTCOME_COLORS", "LayeredChart", "Marker", "Threshold", "bar_chart", "chart_points",
+           "series_label", "threshold_layers", "time_chart"]
 
 #: Threshold kinds and their colours (warning amber, limit red, budget purple, trigger grey, target green).
 KIND_COLORS = {"warning": "#e8a33d", "limit": "#d62728", "budget": "#7b4ea3", "trigger": "#6b6b6b",

@@ -63,8 +63,8 @@ def source_count(svc: Services, source: str | None) -> int:
     """How many sources a chart will show: 1 when one is chosen, else those holding data."""
     if source:
         return 1
-    held = [s for s in KNOWN_SOURCES
-            if read(svc, "latest_user_counts", source=s) is not None or len(read(svc, "recent_runs", source=s, limit=1))]
+    held = [s for s in KNOWN_SOURCES if read(svc, "latest_user_counts", source=s) is not None
+            or len(read(svc, "recent_runs", source=s, limit=1))]
     return max(1, len(held))
 
 

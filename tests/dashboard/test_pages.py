@@ -56,7 +56,8 @@ def test_every_page_renders_its_title_and_charts_within_budget(rendered: Callabl
         alt.LayerChart.from_dict(spec, validate=True)  # a valid Vega-Lite layer spec
 
 
-def test_overview_shows_users_phase_readiness_forecast_and_alerts(rendered: Callable[[str], AppTest], demo_url: str) -> None:
+def test_overview_shows_users_phase_readiness_forecast_and_alerts(rendered: Callable[[str], AppTest],
+                                                                  demo_url: str) -> None:
     """The overview names the users now, the required phase, each item's evidence, the next trigger and alerts."""
     at = rendered("overview")
     users = q.latest_user_counts(open_metrics_db(demo_url))
@@ -76,7 +77,8 @@ def test_overview_shows_users_phase_readiness_forecast_and_alerts(rendered: Call
     assert {50.0, 100.0, 150.0} <= set(thresholds(users_chart).values())
 
 
-def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(rendered: Callable[[str], AppTest], demo_url: str) -> None:
+def test_rate_limits_draw_the_warning_and_the_limit_for_every_upstream(rendered: Callable[[str], AppTest],
+                                                                      demo_url: str) -> None:
     """One chart per upstream with the 80% warning and the configured limit, 429s marked, cooldowns shaded."""
     at = rendered("rate_limits")
     per_upstream = [c for c in charts(at) if "share of limit" in c["title"]]

@@ -127,7 +127,10 @@ def acquire(state: dict, rates: list[GcraRate], now: float, max_wait: float) -> 
 
 def _used(state: dict, now: float, window: float) -> float:  # type: ignore[type-arg]
     """Sliding estimate over two aligned buckets: last bucket's count weighted by overlap."""
-    return float(state["pc"] * min(1.0, max(0.0, 1.0 - (now - state["ws"]) / window)) + state["wc"])
+    if now < state["ws"]:
+        # Reservations already fill a later bucket; "now" sits in the one before it.
+        return float(state["pc"])
+    return float(state["pc"] * max(0.0, 1.0 - (now - state["ws"]) / window) + state["wc"])
 
 
 def refund(state: dict, units: list[float], rates: list[GcraRate], now: float) -> None:  # type: ignore[type-arg]

@@ -66,7 +66,8 @@ if op == 'acquire' then
     redis.call('HINCRBYFLOAT', k, 'wt', wait)
   end
   redis.call('PEXPIRE', k, math.max(1000, math.ceil((latest + 2 * maxw - now) * 1000) + 300000))
-  local used = pc * math.min(1, math.max(0, 1 - (send_at - ws) / w1)) + wc
+  local used = pc * math.max(0, 1 - (send_at - ws) / w1) + wc
+  if send_at < ws then used = pc end
   return {1, fmt(wait), fmt(send_at), fmt(cd), fmt(used)}
 elseif op == 'refund' then
   -- ARGV[3] n, then n x (units, interval)
@@ -109,7 +110,8 @@ elseif op == 'snapshot' then
     wc = 0
     ws = bucket
   end
-  local used = pc * math.min(1, math.max(0, 1 - (now - ws) / window)) + wc
+  local used = pc * math.max(0, 1 - (now - ws) / window) + wc
+  if now < ws then used = pc end
   local maxtat = 0
   local i = 1
   while true do

@@ -8,6 +8,7 @@ so an album seen in a recent-tracks answer can be searched and fetched.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ def spotify_id(*parts: object) -> str:
         n, r = divmod(n, 62)
         out.append(_B62[r])
     return "".join(out)
+
+
+@lru_cache(maxsize=65_536)
+def _track_id(album_id: str, number: int) -> str:
+    # Every album answer lists its tracks' ids: a digest each, for the same albums again and again.
+    return spotify_id("track", album_id, number)
 
 
 def _pick(options: tuple[str, ...], *parts: object) -> str:
@@ -127,7 +134,7 @@ class AlbumCore:
     def track(self, number: int) -> dict[str, Any]:
         """Track ``number`` (1-based) as a simplified track object."""
         name, duration, preview = self.tracks[number - 1]
-        tid = spotify_id("track", self.id, number)
+        tid = _track_id(self.id, number)
         return {"artists": [a.simple() for a in self.artists], "disc_number": 1, "duration_ms": duration,
                 "explicit": False, "external_urls": {"spotify": f"https://open.spotify.com/track/{tid}"},
                 "href": f"https://api.spotify.com/v1/tracks/{tid}", "id": tid, "is_local": False, "name": name,
@@ -166,6 +173,7 @@ class Catalog:
         # name and artist come from the query, so a later GET agrees with the search.
         self._named: dict[str, tuple[str, str]] = {}
         self._cache: dict[str, AlbumCore] = {}
+        self._hashed_exists: dict[str, bool] = {}  # memo of the hash test (a digest per lookup otherwise)
 
     def _core(self, album_id: str) -> AlbumCore:
         core = self._cache.get(album_id)
@@ -178,7 +186,12 @@ class Catalog:
     def exists(self, album_id: str) -> bool:
         if album_id.lower().startswith("unknown") or album_id in self._named:
             return not album_id.lower().startswith("unknown")
-        return unit("exists", album_id) >= self.unknown_share
+        known = self._hashed_exists.get(album_id)
+        if known is None:
+            if len(self._hashed_exists) >= 50_000:
+                self._hashed_exists.clear()
+            known = self._hashed_exists[album_id] = unit("exists", album_id) >= self.unknown_share
+        return known
 
     def album(self, album_id: str) -> AlbumCore | None:
         """The album with this id, or None if it does not exist."""
@@ -187,10 +200,18 @@ class Catalog:
     @property
     def ids(self) -> list[str]:
         """The catalogue's album ids, in seeded order (all of them exist)."""
-        return [row[0] for row in self._rows()]
+        return list(self._index().ids)
+
+    def id_at(self, n: int) -> str:
+        """The catalogue id at position ``n`` modulo the catalogue's size."""
+        ids = self._index().ids
+        return ids[n % len(ids)]
 
     def _rows(self) -> tuple[tuple[str, str, str, str], ...]:
         return _catalog_rows(self.seed, self.size, self.unknown_share)
+
+    def _index(self) -> _SearchIndex:
+        return _search_index(self.seed, self.size, self.unknown_share)
 
     def search(self, query: str) -> list[AlbumCore]:
         """Catalogue albums matching a Spotify query (``artist:"X" album:"Y"`` filters or free words).
@@ -202,8 +223,7 @@ class Catalog:
         fields, words = _parse_query(query)
         if not fields and not words or query.strip().lower().startswith("unknown"):
             return []
-        found = [self._core(i) for i, name, artists, date in self._rows()
-                 if _matches(name, artists, date, fields, words)]
+        found = [self._core(i) for i in self._index().matching(query, fields, words)]
         if found:
             return found
         name = fields.get("album") or " ".join(w.title() for w in words) or "Untitled"
@@ -287,3 +307,67 @@ def _matches(name: str, artists: str, date: str, fields: dict[str, str], words: 
         return False
     haystack = f"{name} {artists}"
     return all(w in haystack for w in words)
+
+
+class _SearchIndex:
+    """The catalogue rows with their text joined, so a query scans three strings with
+    ``str.find`` instead of every row in Python; answers exactly as `_matches` over
+    every row, in row order. Matching ids are memoised per query (bounded)."""
+
+    _SEP = "\x00"  # in no name or artist, so a match never spans two rows
+    _MEMO = 20_000
+
+    def __init__(self, rows: tuple[tuple[str, str, str, str], ...]) -> None:
+        self.rows = rows
+        self.ids = tuple(row[0] for row in rows)
+        self._blobs = {key: self._join([pick(row) for row in rows])
+                       for key, pick in (("album", lambda r: r[1]), ("artist", lambda r: r[2]),
+                                         ("words", lambda r: f"{r[1]} {r[2]}"))}
+        self._memo: dict[str, tuple[str, ...]] = {}
+
+    def _join(self, texts: list[str]) -> tuple[str, list[int]]:
+        starts, at = [], 0
+        for text in texts:
+            starts.append(at)
+            at += len(text) + 1
+        return self._SEP.join(texts), starts
+
+    def _containing(self, key: str, term: str) -> list[int] | None:
+        """Rows whose ``key`` text contains ``term``; None when the term cannot be indexed."""
+        if not term:
+            return None
+        if self._SEP in term:
+            return []
+        blob, starts = self._blobs[key]
+        out: list[int] = []
+        at = blob.find(term)
+        while at != -1:
+            row = bisect.bisect_right(starts, at) - 1
+            out.append(row)
+            nxt = starts[row + 1] if row + 1 < len(starts) else len(blob)
+            at = blob.find(term, nxt)
+        return out
+
+    def matching(self, query: str, fields: dict[str, str], words: list[str]) -> tuple[str, ...]:
+        """Ids of the rows `_matches` accepts for this parsed query, in row order."""
+        hit = self._memo.get(query)
+        if hit is not None:
+            return hit
+        candidates = None
+        if "album" in fields:
+            candidates = self._containing("album", fields["album"].lower())
+        elif "artist" in fields:
+            candidates = self._containing("artist", fields["artist"].lower())
+        elif words:
+            candidates = self._containing("words", words[0])
+        rows = self.rows if candidates is None else [self.rows[i] for i in candidates]
+        found = tuple(i for i, name, artists, date in rows if _matches(name, artists, date, fields, words))
+        if len(self._memo) >= self._MEMO:
+            self._memo.clear()
+        self._memo[query] = found
+        return found
+
+
+@lru_cache(maxsize=8)
+def _search_index(seed: int, size: int, unknown_share: float) -> _SearchIndex:
+    return _SearchIndex(_catalog_rows(seed, size, unknown_share))

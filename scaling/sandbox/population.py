@@ -118,6 +118,9 @@ class Population:
         random.Random(f"{seed}:active").shuffle(order)
         self._active = frozenset(order[: round(active_share * size)])
         self._cache: dict[int, Listener] = {}
+        # Recent-tracks calls ask for the same few newest plays run after run; each costs
+        # several digests, so plays are memoised (bounded; a play is a function of its key).
+        self._plays: dict[tuple[int, int, bool], Play] = {}
 
     def name(self, index: int) -> str:
         return f"listener{index:0{self._width}d}"
@@ -177,10 +180,19 @@ class Population:
 
     def play(self, listener: Listener, play_index: int, *, now_playing: bool = False) -> Play:
         """What ``listener`` played as their ``play_index``-th play (0-based)."""
+        key = (listener.index, play_index, now_playing)
+        known = self._plays.get(key)
+        if known is not None and known.started == listener.start_of(play_index):
+            return known
+        if len(self._plays) >= 200_000:
+            self._plays.clear()
+        made = self._plays[key] = self._play(listener, play_index, now_playing)
+        return made
+
+    def _play(self, listener: Listener, play_index: int, now_playing: bool) -> Play:
         s = self.seed
-        ids = self.catalog.ids
         favourite = stable_int(s, listener.index, "taste", stable_int(s, listener.index, play_index) % _FAVOURITES)
-        album_id = ids[favourite % len(ids)]
+        album_id = self.catalog.id_at(favourite)
         core = self.catalog.album(album_id)
         count = len(core.tracks) if core else 1
         number = 1 + stable_int(s, listener.index, play_index, "track") % count

@@ -19,7 +19,7 @@ The budget caps the whole call, waits included, so a cron never blows its deadli
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,7 +140,7 @@ class Fetcher:
             Throttled, QuotaExhausted, TransientError, PermanentError, MalformedResponse.
             StoreError: the state store is down and the limiter fails closed.
         """
-        name = endpoint or httpx.URL(url).path or url
+        name = endpoint or _path(url)
         start = self.clock.now()
         deadline = start + (self.budget_s if budget_s is None else budget_s)
         send_by = deadline if slot_budget_s is None else min(deadline, start + slot_budget_s)
@@ -157,18 +157,38 @@ class Fetcher:
                 return 0.0 if remaining > 0 else False
             return remaining > self.backoff_max_s
 
+        def done(result: httpx.Response, body: Any) -> FetchResult:
+            self.stats.ok += 1
+            self.stats.waited_s += waited
+            return FetchResult(result.status_code, body, result.headers, attempts, waited)
+
         try:
+            # Most calls succeed at once: make the first attempt before building stamina's
+            # retry machinery (a noticeable cost per call). A retryable failure is then
+            # replayed as stamina's first attempt, so its backoff, hooks and attempt
+            # count are exactly those of a loop that had been entered up front.
+            failed: _Retry | None = None
+            attempts += 1
+            try:
+                result, body, slot_wait = await self._attempt(method, url, name, tokens, deadline, send_by,
+                                                              usage_tokens, kwargs)
+            except _Retry as exc:
+                failed = exc
+            else:
+                waited += slot_wait
+                return done(result, body)
             async for attempt in stamina.retry_context(on=should_retry, attempts=self.max_attempts, timeout=None,
                                                        wait_initial=0.25, wait_max=self.backoff_max_s,
                                                        wait_jitter=0.5):
                 with attempt:
+                    if failed is not None:
+                        first, failed = failed, None
+                        raise first
                     attempts += 1
-                    result, slot_wait = await self._attempt(method, url, name, tokens, deadline, send_by,
-                                                            usage_tokens, kwargs)
+                    result, body, slot_wait = await self._attempt(method, url, name, tokens, deadline, send_by,
+                                                                  usage_tokens, kwargs)
                     waited += slot_wait
-                    self.stats.ok += 1
-                    self.stats.waited_s += waited
-                    return FetchResult(result.status_code, _body(result), result.headers, attempts, waited)
+                    return done(result, body)
         except _Retry as exc:
             self.stats.failed += 1
             raise exc.error from None
@@ -179,7 +199,7 @@ class Fetcher:
 
     async def _attempt(self, method: str, url: str, name: str, tokens: int, deadline: float, send_by: float,
                        usage_tokens: Callable[[Any], int] | None, kwargs: dict[str, Any]
-                       ) -> tuple[httpx.Response, float]:
+                       ) -> tuple[httpx.Response, Any, float]:
         ticket = self.breaker.before_call() if self.breaker else Ticket()
         now = self.clock.now()
         permit = await self.limiter.acquire(tokens=tokens, max_wait=max(0.0, send_by - now))
@@ -210,7 +230,7 @@ class Fetcher:
                 except (KeyError, TypeError, ValueError, AttributeError):
                     used = permit.tokens  # unknown usage: keep the reservation rather than guess low
                 self.limiter.settle(permit, used)
-            return response, permit.waited
+            return response, answer.body, permit.waited
         self.limiter.settle(permit, permit.tokens)
         if answer.outcome is Outcome.THROTTLED:
             self.stats.upstream_429 += 1
@@ -247,9 +267,9 @@ class Fetcher:
             self.breaker.record_failure(ticket)
 
 
-def _body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:  # pragma: no cover - classify already vetted the body
-        return None
+@functools.lru_cache(maxsize=4096)
+def _path(url: str) -> str:
+    """The path of a request URL, for errors and logs (parsing a URL costs more than a call's
+    own bookkeeping, and the same few URLs recur)."""
+    return httpx.URL(url).path or url
 

@@ -106,6 +106,7 @@ class RateLimiter:
         self._fallback: RateLimiter | None = None
         self._share = fail_open_share
         self._degraded = False
+        self._rates_memo: dict[tuple[RateSpec, RateSpec | None, int], list[GcraRate]] = {}
 
     @classmethod
     def from_settings(cls, store: StateStore, settings: Settings, upstream: str, *, key: str = "default",
@@ -132,11 +133,18 @@ class RateLimiter:
         return self.tokens.burst if self.tokens.burst > 1 else max(1, self.tokens.limit // 4)
 
     def _rates(self, tokens: int) -> list[GcraRate]:
-        rates = [self._rate(self.requests, 1.0)]
-        if self.tokens is not None:
-            rates.append(self._rate(self.tokens, float(min(tokens, self.token_capacity())),
-                                    capacity=self.token_capacity()))
-        return rates
+        # Called on every acquire; the rates depend only on the specs and the reservation.
+        memo_key = (self.requests, self.tokens, tokens)
+        rates = self._rates_memo.get(memo_key)
+        if rates is None:
+            rates = [self._rate(self.requests, 1.0)]
+            if self.tokens is not None:
+                rates.append(self._rate(self.tokens, float(min(tokens, self.token_capacity())),
+                                        capacity=self.token_capacity()))
+            if len(self._rates_memo) >= 256:
+                self._rates_memo.clear()
+            self._rates_memo[memo_key] = rates
+        return list(rates)
 
     # -- acquiring ----------------------------------------------------------------------
     async def acquire(self, *, tokens: int = 0, max_wait: float = 30.0) -> Permit:

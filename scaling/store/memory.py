@@ -1,17 +1,41 @@
 """In-process state store: one dict behind a lock. For tests, simulations and a
-single-process deployment; state is not shared across processes."""
+single-process deployment; state is not shared across processes.
+
+Limiter keys keep their decoded GCRA state between steps (`_Gcra`) instead of
+JSON bytes: the limiter runs on every upstream call, and encoding and parsing
+its state each time was a large part of a call's cost. The bytes are made only
+when something reads the key as a value, so every other operation sees exactly
+what the other backends store.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from scaling.store import gcra
 from scaling.store.base import StateStore, UpdateFn
 
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
+
+
+class _Gcra:
+    """A limiter key's state as `scaling.store.gcra` works on it; encoded once on demand."""
+
+    __slots__ = ("_raw", "state")
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self._raw: bytes | None = None
+
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = gcra.encode(self.state)
+        return self._raw
 
 
 class MemoryStore(StateStore):
@@ -21,7 +45,7 @@ class MemoryStore(StateStore):
 
     def __init__(self, namespace: str = "headroom") -> None:
         super().__init__(namespace)
-        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._data: dict[str, tuple[bytes | _Gcra, float | None]] = {}
         self._lock = threading.RLock()
 
     def _live(self, k: str, now: float) -> bytes | None:
@@ -30,7 +54,18 @@ class MemoryStore(StateStore):
             return None
         value, exp = item
         # Expired entries stay until purge_expired: another caller's clock may be behind.
-        return None if exp is not None and exp <= now else value
+        if exp is not None and exp <= now:
+            return None
+        return value.raw() if type(value) is _Gcra else value  # type: ignore[union-attr,return-value]
+
+    def _live_state(self, k: str, now: float) -> dict[str, Any] | None:
+        """A private copy of a live limiter key's decoded state (None if absent or expired)."""
+        item = self._data.get(k)
+        if item is None or (item[1] is not None and item[1] <= now):
+            return None
+        value = item[0]
+        # gcra's steps replace the "tat" list rather than mutate it, so a shallow copy is private.
+        return dict(value.state) if type(value) is _Gcra else gcra.decode(value)  # type: ignore[union-attr,arg-type]
 
     def get(self, key: str, *, now: float) -> bytes | None:
         with self._lock:
@@ -84,6 +119,46 @@ class MemoryStore(StateStore):
             else:
                 self._data[k] = (bytes(new), expires_at)
             return result
+
+    # -- limiter operations: the base class's steps, on decoded state ------------------
+    def _gcra_step(self, key: str, now: float, window: float, step: Callable[[dict[str, Any]], T],
+                   *, create: bool = True) -> T | None:
+        with self._lock:
+            k = self._k(key)
+            state = self._live_state(k, now)
+            if state is None:
+                if not create:
+                    self._data.pop(k, None)  # as the base class's update with a None value
+                    return None
+                state = gcra.decode(None)
+            result = step(state)
+            self._data[k] = (_Gcra(state), gcra.expiry(state, window, now))
+            return result
+
+    def gcra_acquire(self, key: str, rates: list[gcra.GcraRate], *, now: float,
+                     max_wait: float) -> gcra.GcraDecision:
+        decision = self._gcra_step(key, now, max(r.window for r in rates),
+                                   lambda state: gcra.acquire(state, rates, now, max_wait))
+        assert decision is not None
+        return decision
+
+    def gcra_refund(self, key: str, units: list[float], rates: list[gcra.GcraRate], *, now: float) -> None:
+        self._gcra_step(key, now, max(r.window for r in rates), lambda state: gcra.refund(state, units, rates, now),
+                        create=False)
+
+    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float) -> float:
+        def step(state: dict[str, Any]) -> float:
+            gcra.cooldown(state, until)
+            return float(state["cd"])
+
+        until_ = self._gcra_step(key, now, window, step)
+        assert until_ is not None
+        return until_
+
+    def gcra_snapshot(self, key: str, *, now: float, window: float) -> gcra.GcraSnapshot:
+        with self._lock:
+            state = self._live_state(self._k(key), now)
+        return gcra.snapshot(state if state is not None else gcra.decode(None), now, window)
 
     def keys(self, prefix: str, *, now: float) -> list[str]:
         with self._lock:

@@ -27,20 +27,39 @@ class Body:
         path: the JSON path of ``data`` in the body.
     """
 
-    __slots__ = ("data", "endpoint", "path", "upstream")
+    __slots__ = ("_parent", "_path", "_step", "data", "endpoint", "upstream")
 
     def __init__(self, data: Any, *, upstream: str, endpoint: str, path: str = "$") -> None:
         self.data = data
         self.upstream = upstream
         self.endpoint = endpoint
-        self.path = path
+        self._path: str | None = path
+        self._parent: Body | None = None
+        self._step: tuple[str, int | None] | None = None
+
+    @property
+    def path(self) -> str:
+        """The JSON path of this value, e.g. ``$.tracks.items[3].name``."""
+        if self._path is None:
+            # Built on demand: a parse makes thousands of children and only an error reads a path.
+            assert self._parent is not None and self._step is not None
+            key, index = self._step
+            self._path = f"{self._parent.path}.{key}" if index is None else f"{self._parent.path}.{key}[{index}]"
+        return self._path
 
     def fail(self, what: str) -> MalformedResponse:
         """The error for a surprise at this path (raise it)."""
         return MalformedResponse(f"{self.path} {what}", upstream=self.upstream, endpoint=self.endpoint)
 
-    def _at(self, data: Any, path: str) -> Body:
-        return Body(data, upstream=self.upstream, endpoint=self.endpoint, path=path)
+    def _at(self, data: Any, key: str, index: int | None = None) -> Body:
+        child = Body.__new__(Body)
+        child.data = data
+        child.upstream = self.upstream
+        child.endpoint = self.endpoint
+        child._path = None
+        child._parent = self
+        child._step = (key, index)
+        return child
 
     def _dict(self) -> dict[str, Any]:
         if not isinstance(self.data, dict):
@@ -51,7 +70,7 @@ class Body:
         value = self._dict().get(key)
         if value is None:
             if default is _REQUIRED:
-                raise self._at(None, f"{self.path}.{key}").fail("is missing")
+                raise self._at(None, key).fail("is missing")
             return default
         return value
 
@@ -60,7 +79,7 @@ class Body:
 
     def obj(self, key: str) -> Body:
         """A required object field."""
-        child = self._at(self._value(key, _REQUIRED), f"{self.path}.{key}")
+        child = self._at(self._value(key, _REQUIRED), key)
         child._dict()
         return child
 
@@ -69,7 +88,7 @@ class Body:
         value = self._value(key, None)
         if value is None:
             return None
-        child = self._at(value, f"{self.path}.{key}")
+        child = self._at(value, key)
         child._dict()
         return child
 
@@ -77,8 +96,8 @@ class Body:
         """A list field's elements (an empty list if optional and absent)."""
         value = self._value(key, [] if optional else _REQUIRED)
         if not isinstance(value, list):
-            raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected a list")
-        return [self._at(v, f"{self.path}.{key}[{i}]") for i, v in enumerate(value)]
+            raise self._at(value, key).fail(f"is {_kind(value)}, expected a list")
+        return [self._at(v, key, i) for i, v in enumerate(value)]
 
     def text(self, key: str, default: Any = _REQUIRED) -> Any:
         """A string field; with ``default``, absent or null gives the default."""
@@ -86,7 +105,7 @@ class Body:
         if value is default and default is not _REQUIRED:
             return value
         if not isinstance(value, str):
-            raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected a string")
+            raise self._at(value, key).fail(f"is {_kind(value)}, expected a string")
         return value
 
     def integer(self, key: str, default: Any = _REQUIRED, *, numeric_string: bool = False) -> Any:
@@ -95,7 +114,7 @@ class Body:
         if value is default and default is not _REQUIRED:
             return value
         if isinstance(value, bool):
-            raise self._at(value, f"{self.path}.{key}").fail("is a boolean, expected an integer")
+            raise self._at(value, key).fail("is a boolean, expected an integer")
         if isinstance(value, int):
             return value
         if numeric_string and isinstance(value, str):
@@ -103,7 +122,7 @@ class Body:
                 return int(value.strip())
             except ValueError:
                 pass
-        raise self._at(value, f"{self.path}.{key}").fail(f"is {_kind(value)}, expected an integer")
+        raise self._at(value, key).fail(f"is {_kind(value)}, expected an integer")
 
     def as_text(self) -> str:
         if not isinstance(self.data, str):

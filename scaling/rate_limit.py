@@ -212,7 +212,10 @@ class RateLimiter:
         return self._fallback
 
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:
-        if decision.used < self.warn_ratio * self.requests.limit:
+        # The two-bucket estimate counts queued reservations early; pacing guarantees the
+        # limit itself, so anything above it is estimator error, not usage.
+        used = min(decision.used, float(self.requests.limit))
+        if used < self.warn_ratio * self.requests.limit:
             return
         # Once per window, but at most once a minute: a 1 s Last.fm window would otherwise
         # log every second of a busy cron.
@@ -224,9 +227,9 @@ class RateLimiter:
             first = False
         if first:
             metrics_log.warning("[RATE_LIMIT_WARNING] %s", json.dumps({
-                "upstream": self.upstream, "key": self.key, "used": round(decision.used, 1),
+                "upstream": self.upstream, "key": self.key, "used": round(used, 1),
                 "limit": self.requests.limit, "window_s": self.requests.window,
-                "utilisation": round(decision.used / self.requests.limit, 3)}))
+                "utilisation": round(used / self.requests.limit, 3)}))
 
     def _cooldown_until(self, now: float) -> float:
         try:
@@ -275,9 +278,10 @@ class RateLimiter:
         snap = self.store.gcra_snapshot(self._store_key, now=now, window=self.requests.window)
         limit = self.requests.limit
         cd = max(0.0, snap.cooldown_until - now)
+        used = min(snap.used, float(limit))  # see _maybe_warn: above the limit is estimator error
         return Headroom(upstream=self.upstream, key=self.key, limit=limit, window_s=self.requests.window,
-                        used=round(snap.used, 3), remaining=max(0.0, limit - snap.used),
-                        utilisation=round(snap.used / limit, 4), backlog_s=round(snap.backlog, 3),
+                        used=round(used, 3), remaining=max(0.0, limit - used),
+                        utilisation=round(used / limit, 4), backlog_s=round(snap.backlog, 3),
                         in_cooldown=cd > 0, cooldown_remaining_s=round(cd, 3), upstream_429=snap.upstream_429,
                         throttled=snap.throttled, wait_seconds=round(snap.wait_seconds, 3), rejected=snap.rejected,
                         degraded=self._degraded)

@@ -21,6 +21,7 @@ per-user entries at the end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -64,12 +65,16 @@ class Listen:
     album_id: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # Every field is a scalar: a plain dict is what asdict gives, without its deep copy.
+        return json.dumps({f: getattr(self, f) for f in _LISTEN_FIELDS}, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Listen:
         data = json.loads(raw)
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+_LISTEN_FIELDS = tuple(Listen.__dataclass_fields__)
 
 
 class ListenSource(Protocol):
@@ -279,9 +284,7 @@ async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: Sta
 
 
 def _with(listen: Listen, **changes: object) -> Listen:
-    data = asdict(listen)
-    data.update(changes)
-    return Listen(**data)  # type: ignore[arg-type]
+    return dataclasses.replace(listen, **changes)  # type: ignore[arg-type]
 
 
 async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store: StateStore, clock: Clock,

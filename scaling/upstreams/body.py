@@ -101,6 +101,11 @@ class Body:
 
     def text(self, key: str, default: Any = _REQUIRED) -> Any:
         """A string field; with ``default``, absent or null gives the default."""
+        data = self.data
+        if type(data) is dict:  # the common case first: parsing is on every call's path
+            value = data.get(key)
+            if type(value) is str:
+                return value
         value = self._value(key, default)
         if value is default and default is not _REQUIRED:
             return value
@@ -110,6 +115,11 @@ class Body:
 
     def integer(self, key: str, default: Any = _REQUIRED, *, numeric_string: bool = False) -> Any:
         """An integer field (Last.fm sends numbers as strings: ``numeric_string=True``)."""
+        data = self.data
+        if type(data) is dict:
+            value = data.get(key)
+            if type(value) is int:
+                return value
         value = self._value(key, default)
         if value is default and default is not _REQUIRED:
             return value

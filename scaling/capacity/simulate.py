@@ -88,6 +88,7 @@ class SimResult:
     ai: dict[str, float] = field(default_factory=dict)
     pages: dict[str, float] = field(default_factory=dict)
     breaks: list[Break] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def first_break(self) -> Break | None:
@@ -258,6 +259,7 @@ async def _run(scenario: Scenario, clock: Clock, transport: httpx.AsyncBaseTrans
               "budget_usd": float(settings.upstream("openai").monthly_budget_usd or 0)}
     res.pages = pages.summary()
     res.breaks = _breaks(res, settings)
+    res.warnings = _warnings(res)
     engine.dispose()
     return res
 
@@ -283,8 +285,19 @@ def _breaks(res: SimResult, settings: Settings) -> list[Break]:
     if res.db["days_until_10gb"] < 365:
         out.append(Break("database 10 GB", f"full in {res.db['days_until_10gb']:.0f} days at "
                                            f"{res.db['bytes_per_day'] / 1024**2:.0f} MB/day", 5))
+    return out
+
+
+def _warnings(res: SimResult) -> list[str]:
+    """What is worth knowing but is not a capacity limit. AI spend is a budget choice, and
+    a run that starts with an empty cache projects it from cold-cache misses, far above
+    what a warm 120-day cache would cost."""
+    out = []
     if res.ai["budget_usd"] and res.ai["usd_month"] > res.ai["budget_usd"]:
-        out.append(Break("AI budget", f"${res.ai['usd_month']:.2f}/month against ${res.ai['budget_usd']:.0f}", 6))
+        out.append(f"AI spend projects to ${res.ai['usd_month']:.2f}/month against a ${res.ai['budget_usd']:.0f} "
+                   "budget (from a cold cache: an upper bound)")
+    if res.cron.get("max_staleness_min", 0) * 60 > 4500:
+        out.append(f"inactive users' entries reach {res.cron['max_staleness_min']:.0f} min old")
     return out
 
 

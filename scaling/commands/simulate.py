@@ -82,7 +82,7 @@ def _row(r: SimResult) -> list[str]:
 
 
 HEAD = ["design", "users", "cron p95/max s", "polled/run", "stale min", "spotify peak", "429s", "page p95 s",
-        "days to 10GB", "AI $/mo", "first limit to break"]
+        "days to 10GB", "AI $/mo*", "first limit to break"]
 
 
 def _table(results: list[SimResult]) -> str:
@@ -140,4 +140,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(_table(results))
     for line in _summary(results):
         print(line)
+    print("* AI $/month is projected from a cache that starts empty: an upper bound, reported, not a limit.")
     return 0

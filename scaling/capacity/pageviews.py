@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import random
 import uuid
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ class PageViews:
         self.album_ids = ids or [uuid.UUID(int=rng.getrandbits(128)).hex[:22] for _ in range(2000)]
         # Popularity is Zipf-like: a few albums get most views, as on any music site.
         self.weights = [1.0 / (i + 1) ** 0.9 for i in range(len(self.album_ids))]
+        # What random.choices accumulates from the weights on every call (the same draws, once).
+        self._cum_weights = list(itertools.accumulate(self.weights))
         self.ai_share, self.search_share, self.budget_s = ai_share, search_share, budget_s
         self.latencies: list[float] = []
         self.failed = 0
@@ -58,7 +61,7 @@ class PageViews:
             self._tasks.add(task)
         t0 = self.clock.now()
         rng = self.rng
-        album = rng.choices(self.album_ids, self.weights)[0]
+        album = rng.choices(self.album_ids, cum_weights=self._cum_weights)[0]
         want_ai, want_search, want_profile = (rng.random() < self.ai_share, rng.random() < self.search_share,
                                               rng.random() < PROFILE_SHARE)
         query = f"album {rng.randrange(5000)}"

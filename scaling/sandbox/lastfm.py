@@ -7,6 +7,7 @@ with HTTP 200, as the real API does, and never carries Retry-After.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -154,5 +155,6 @@ def _slug(text: str) -> str:
     return urllib.parse.quote_plus(text)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _lastfm_date(epoch: float) -> str:
     return time.strftime("%d %b %Y, %H:%M", time.gmtime(epoch))

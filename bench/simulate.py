@@ -20,6 +20,11 @@ Every figure: wall seconds (what ``SimResult.wall_s`` reports), CPU seconds of t
 process, the speed-up over ``BEFORE`` and over ``asgi``, and simulated seconds per
 wall second. The ``asgi`` and ``direct`` runs must agree on every number the
 simulator reports (same seed): the script says so, or prints what differs.
+
+A run at the time of writing (1,000 users): before 83.0 s, asgi 50.9 s, direct
+44.1 s (1.9x; 100 users: 57.9 -> 29.5 s). The rest is the real code: about a
+third httpx's own client work (URL parsing, cookies: ~250 us a request), then
+the prewarm cron's per-run reads and album-art parses, the cache's JSON, asyncio.
 """
 
 from __future__ import annotations

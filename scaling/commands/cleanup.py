@@ -10,6 +10,7 @@ from scaling.appdb.cleanup import DEFAULT_BATCH_SIZE, Retention, run_cleanup
 from scaling.appdb.engine import display_url, make_engine
 from scaling.appdb.migrate import current, head
 from scaling.clock import SystemClock
+from scaling.commands._args import positive_int
 from scaling.settings import Settings
 
 NAME = "cleanup"
@@ -17,19 +18,9 @@ HELP = ("delete expired sessions, searches past retention (90 d), recent searche
         "rows past retention (30 d), in short batches; --dry-run only counts")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                         help=f"most rows deleted per transaction (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

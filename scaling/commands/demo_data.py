@@ -10,6 +10,7 @@ from scaling.appdb.demo import NotADemoDatabase, fill_demo_data
 from scaling.appdb.engine import display_url, make_engine
 from scaling.appdb.migrate import current, head
 from scaling.clock import SystemClock
+from scaling.commands._args import positive_int
 from scaling.settings import Settings
 
 NAME = "demo-data"
@@ -17,20 +18,10 @@ HELP = ("replace the app DB's contents with demo users, sessions, searches and A
         "(clear-and-refill: reruns never duplicate; refuses a DB with real users)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=_positive_int, required=True, help="how many users to create")
+    parser.add_argument("--users", type=positive_int, required=True, help="how many users to create")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
-    parser.add_argument("--days", type=_positive_int, default=180, help="how many days back the data reaches")
+    parser.add_argument("--days", type=positive_int, default=180, help="how many days back the data reaches")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -1,0 +1,36 @@
+"""The body both Alembic environments share (app DB and metrics DB).
+
+Each ``migrations/env.py`` names its metadata and version table and calls `run`; the
+caller (`scaling.appdb.migrate.run_upgrade`) opens the connection and passes it in
+``config.attributes``, so there is no alembic.ini and no URL in either environment.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def run(metadata: MetaData, version_table: str) -> None:
+    """Run the pending migrations on the caller's connection, recording applied revisions."""
+    from alembic import context
+
+    config = context.config
+    connection = config.attributes["connection"]
+    applied: list[str] = config.attributes.setdefault("applied", [])
+
+    def record(*, ctx: object, step: object, heads: object, run_args: object) -> None:
+        if getattr(step, "is_upgrade", False):
+            applied.append(step.up_revision_id)  # type: ignore[attr-defined]
+
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=version_table,
+        # One transaction per revision: a failure leaves the DB at the last good revision.
+        transaction_per_migration=True,
+        on_version_apply=record,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

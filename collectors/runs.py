@@ -30,6 +30,7 @@ of the next slot differs, so the next run happens on whichever replica claims it
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import math
@@ -246,8 +247,12 @@ def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_stor
     except Interrupted as exc:
         outcome, error = "failed", f"interrupted: {exc}"
     except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - a job's failure is data
-        outcome, error = "failed", _one_line(exc)
-        log.warning("collector job %s (slot %.3f) failed: %s", name, slot, error, exc_info=exc)
+        if stop.is_set() and isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError)):
+            # Shutdown cancelled the run: say so plainly, without a traceback.
+            outcome, error = "failed", "interrupted: the collector is shutting down"
+        else:
+            outcome, error = "failed", _one_line(exc)
+            log.warning("collector job %s (slot %.3f) failed: %s", name, slot, error, exc_info=exc)
     return _finish(writer, name, slot, outcome, lateness, clock.now() - start, error, report, claimed is True, source)
 
 

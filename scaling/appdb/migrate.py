@@ -62,6 +62,21 @@ def head() -> str:
     return revision
 
 
+def not_at_head(url: str) -> str | None:
+    """Why a command cannot use the app DB yet (one line), or None when it is at head.
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    from scaling.appdb.engine import display_url
+
+    revision = current(url)
+    if revision == head():
+        return None
+    return (f"the app DB at {display_url(url)} is at revision {revision or 'none'}, not {head()}; "
+            "run `python -m scaling migrate` first")
+
+
 def run_upgrade(url: str, *, script_location: str, version_table: str, what: str) -> list[str]:
     """Upgrade any Headroom SQL store whose Alembic env records applied steps.
 

@@ -8,7 +8,7 @@ import sys
 
 from scaling.appdb.demo import NotADemoDatabase, fill_demo_data
 from scaling.appdb.engine import display_url, make_engine
-from scaling.appdb.migrate import current, head
+from scaling.appdb.migrate import not_at_head
 from scaling.clock import SystemClock
 from scaling.commands._args import positive_int
 from scaling.settings import Settings
@@ -27,10 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.app_db_url
-    revision = current(url)
-    if revision != head():
-        print(f"error: the app DB at {display_url(url)} is at revision {revision or 'none'}, not {head()}; "
-              "run `python -m scaling migrate` first", file=sys.stderr)
+    problem = not_at_head(url)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 1
     engine = make_engine(url)
     try:

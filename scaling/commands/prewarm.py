@@ -7,8 +7,8 @@ import asyncio
 import json
 import sys
 
-from scaling.appdb.engine import display_url, make_engine
-from scaling.appdb.migrate import current, head
+from scaling.appdb.engine import make_engine
+from scaling.appdb.migrate import not_at_head
 from scaling.errors import ConfigurationError
 from scaling.prewarm import PrewarmConfig
 from scaling.prewarm_sources import prewarm_job
@@ -37,10 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    revision = current(settings.app_db_url)
-    if revision != head():
-        print(f"error: the app DB at {display_url(settings.app_db_url)} is not migrated (at {revision or 'none'}); "
-              "run `python -m scaling migrate` first", file=sys.stderr)
+    problem = not_at_head(settings.app_db_url)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 1
     deadline = args.deadline or settings.cron_deadline_s
     config = PrewarmConfig(deadline_s=deadline, interval_s=settings.prewarm_interval_s,

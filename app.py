@@ -2,7 +2,7 @@
 
 Thin on purpose: check the password, draw the shared sidebar, register the pages.
 Each page is a module in ``app_pages/`` reading the metrics DB through
-`scaling.dashboard`. Not ``pages/``: Streamlit runs a folder of that name next to
+`dashboard`. Not ``pages/``: Streamlit runs a folder of that name next to
 the entry point as a legacy multipage app until some session has called
 ``st.navigation``, so a first visitor's deep link would skip this script and its
 password gate.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from scaling.dashboard import auth, controls, data
-from scaling.dashboard.services import services
+from dashboard import auth, controls, data
+from dashboard.services import services
 from scaling.errors import ConfigurationError
 
 st.set_page_config(page_title="Headroom", page_icon=":material/monitoring:", layout="wide")

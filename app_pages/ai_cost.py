@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard import controls, data, forecasting
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Threshold, time_chart
-from scaling.dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
-from scaling.dashboard.services import services
-from scaling.dashboard.summaries import month_projection, month_start
-from scaling.dashboard.timerange import CHART_POINTS, Window
+from dashboard import controls, data, forecasting
+from dashboard import formatting as fmt
+from dashboard.charts import Threshold, time_chart
+from dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
+from dashboard.services import services
+from dashboard.summaries import month_projection, month_start
+from dashboard.timerange import CHART_POINTS, Window
 from scaling.settings import UPSTREAMS
 
 svc = services()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from scaling.dashboard import controls, data
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Threshold, bar_chart, series_label, time_chart
-from scaling.dashboard.services import services
-from scaling.dashboard.timerange import Window, coarsen
+from dashboard import controls, data
+from dashboard import formatting as fmt
+from dashboard.charts import Threshold, bar_chart, series_label, time_chart
+from dashboard.services import services
+from dashboard.timerange import Window, coarsen
 
 svc = services()
 v = controls.view()

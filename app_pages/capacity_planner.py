@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard import data, forecasting
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Threshold, bar_chart
-from scaling.dashboard.services import services
+from dashboard import data, forecasting
+from dashboard import formatting as fmt
+from dashboard.charts import Threshold, bar_chart
+from dashboard.services import services
 from scaling.errors import ScalingError
 
 RESULT_KEY = "capacity_planner_results"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard import controls, data
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import OUTCOME_COLORS, Marker, Threshold, series_label, time_chart
-from scaling.dashboard.run_reports import prewarm_frame
-from scaling.dashboard.services import services
-from scaling.dashboard.timerange import Window, bucket_for, coarsen
+from dashboard import controls, data
+from dashboard import formatting as fmt
+from dashboard.charts import OUTCOME_COLORS, Marker, Threshold, series_label, time_chart
+from dashboard.run_reports import prewarm_frame
+from dashboard.services import services
+from dashboard.timerange import Window, bucket_for, coarsen
 
 WARNING_SHARE = 0.8  # warn at 24 s of a 30 s deadline (anchors §5: "a warning at 24 s")
 

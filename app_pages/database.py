@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard import controls, data, forecasting
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Threshold, bar_chart, series_label, time_chart
-from scaling.dashboard.run_reports import cleanup_frame
-from scaling.dashboard.services import services
-from scaling.dashboard.timerange import Window, bucket_for, coarsen
+from dashboard import controls, data, forecasting
+from dashboard import formatting as fmt
+from dashboard.charts import Threshold, bar_chart, series_label, time_chart
+from dashboard.run_reports import cleanup_frame
+from dashboard.services import services
+from dashboard.timerange import Window, bucket_for, coarsen
 
 WARNING_SHARE = 0.8
 GB = 1024**3

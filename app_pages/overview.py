@@ -7,11 +7,11 @@ from typing import Any
 
 import streamlit as st
 
-from scaling.dashboard import controls, data, forecasting
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Threshold, series_label, time_chart
-from scaling.dashboard.services import services
-from scaling.dashboard.timerange import Window, coarsen
+from dashboard import controls, data, forecasting
+from dashboard import formatting as fmt
+from dashboard.charts import Threshold, series_label, time_chart
+from dashboard.services import services
+from dashboard.timerange import Window, coarsen
 
 BADGES = {"ready": ":green-badge[ready]", "at risk": ":orange-badge[at risk]", "not ready": ":red-badge[not ready]",
           "unknown": ":gray-badge[unknown]"}

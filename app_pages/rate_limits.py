@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard import controls, data
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.charts import Marker, Threshold, series_label, time_chart
-from scaling.dashboard.services import services
-from scaling.dashboard.summaries import headroom_table
-from scaling.dashboard.timerange import Window, coarsen
+from dashboard import controls, data
+from dashboard import formatting as fmt
+from dashboard.charts import Marker, Threshold, series_label, time_chart
+from dashboard.services import services
+from dashboard.summaries import headroom_table
+from dashboard.timerange import Window, coarsen
 from scaling.settings import UPSTREAMS
 
 WARNING_SHARE = 0.8  # the plan's [RATE_LIMIT_WARNING] at 80% of capacity (SCALING_PLAN.md 2.3)

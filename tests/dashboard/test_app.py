@@ -9,7 +9,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from scaling.dashboard.auth import exposure_warning, is_loopback, password_matches
+from dashboard.auth import exposure_warning, is_loopback, password_matches
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.demo import generate
 from scaling.settings import Secret

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from scaling.dashboard.charts import Marker, Threshold, bar_chart, chart_points, series_label, time_chart
+from dashboard.charts import Marker, Threshold, bar_chart, chart_points, series_label, time_chart
 
 
 def frame(values: list[float], series: list[str] | None = None, bucket_s: int = 3600) -> pd.DataFrame:

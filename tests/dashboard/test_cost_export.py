@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from scaling.cli import main
-from scaling.dashboard.cost_export import DEFAULT_GROUP_BY, neutralise, report_command, to_csv, to_json
+from dashboard.cost_export import DEFAULT_GROUP_BY, neutralise, report_command, to_csv, to_json
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
 from tests.dashboard.conftest import NOW

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.run_reports import cleanup_deleted, cleanup_frame, prewarm_counts, prewarm_frame
-from scaling.dashboard.summaries import headroom_table, month_projection, month_start
+from dashboard import formatting as fmt
+from dashboard.run_reports import cleanup_deleted, cleanup_frame, prewarm_counts, prewarm_frame
+from dashboard.summaries import headroom_table, month_projection, month_start
 
 
 @pytest.mark.parametrize("value,text", [(10 * 1024**3, "10.0 GB"), (46_454_276, "44.3 MB"), (512, "512 B"),

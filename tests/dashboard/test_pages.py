@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from scaling.dashboard import formatting as fmt
+from dashboard import formatting as fmt
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
 from tests.dashboard.conftest import APP, NOW, PAGES, charts, texts, thresholds

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from scaling.dashboard.timerange import CHART_POINTS, RangeChoice, Window, bucket_for, coarsen, resolve
+from dashboard.timerange import CHART_POINTS, RangeChoice, Window, bucket_for, coarsen, resolve
 from scaling.metrics.buckets import points
 
 NOW = 1_768_910_412.5  # 2026-01-20 12:00:12.5 UTC

@@ -3,7 +3,7 @@
 Queries run through one ``st.cache_data`` function keyed by the metrics DB, the
 query and its arguments, with a TTL near the collectors' interval: twenty sessions
 refreshing every 30 s cost one query per TTL, not twenty. Time windows arrive
-already snapped to 30 s (`scaling.dashboard.timerange.resolve`) so keys repeat.
+already snapped to 30 s (`dashboard.timerange.resolve`) so keys repeat.
 
 Bucket widths are picked here for a chart's *whole* point budget (series × points
 ≤ `CHART_POINTS`), since Altair through Streamlit ships every row to the browser.
@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from scaling.dashboard.services import Services
-from scaling.dashboard.timerange import HOUR, Window, bucket_for
+from dashboard.services import Services
+from dashboard.timerange import HOUR, Window, bucket_for
 from scaling.metrics import queries
 from scaling.metrics.records import UserCounts
 

@@ -1,6 +1,6 @@
 """Altair chart builders: time series with thresholds drawn as rule layers.
 
-Every builder takes an already aggregated frame (see `scaling.dashboard.data`) and
+Every builder takes an already aggregated frame (see `dashboard.data`) and
 returns a layered chart whose threshold layers are named ``threshold:<label>``, so
 tests can find them in the Vega-Lite spec. The y-domain always reaches past the
 highest threshold: a limit the data never approaches is still drawn (the hidden

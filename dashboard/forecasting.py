@@ -16,8 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.services import Services
+from dashboard import formatting as fmt
+from dashboard.services import Services
 
 __all__ = ["Outlook", "ai_spend", "capacity_module", "db_limit_crossing", "readiness", "users_forecast"]
 

@@ -13,9 +13,9 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from scaling.dashboard import formatting as fmt
-from scaling.dashboard.services import Services
-from scaling.dashboard.timerange import DEFAULT_PRESET, PRESETS, RangeChoice, Window, resolve
+from dashboard import formatting as fmt
+from dashboard.services import Services
+from dashboard.timerange import DEFAULT_PRESET, PRESETS, RangeChoice, Window, resolve
 from scaling.errors import ConfigurationError, StoreError
 
 __all__ = ["REFRESH_CHOICES", "View", "empty_state", "guard", "now", "run_live", "sidebar", "view"]

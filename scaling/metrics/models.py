@@ -38,11 +38,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "AI_USAGE",
     "AI_USAGE_HOURLY",
     "ALERT_EVENTS",
-    "AI_USAGE",
     "CACHE_HOURLY",
     "CACHE_STATS",
+    "CLOUDFLARE_CRON_RUNS",
+    "CLOUDFLARE_D1_DATABASES",
+    "CLOUDFLARE_USAGE",
+    "CLOUDFLARE_WATERMARKS",
     "DB_STATS",
     "HEADROOM_HOURLY",
     "HEADROOM_SAMPLES",
@@ -270,4 +274,55 @@ ROLLUP_STATE = Table(
     Column("rolled_until", Double(), nullable=False),
     # Raw rows with ts < pruned_before may be gone; minute-resolution queries stop here.
     Column("pruned_before", Double(), nullable=False, server_default=text("0")),
+)
+
+# --- Cloudflare (source "cloudflare"): what the production account's APIs report -----------------
+# Re-pulling an overlapping window rewrites the same keys: late data corrects a row, never adds one.
+
+CLOUDFLARE_USAGE = Table(
+    "cloudflare_usage", metadata,
+    Column("source", Text(), primary_key=True),
+    Column("dataset", Text(), primary_key=True),    # workersInvocationsAdaptive, d1AnalyticsAdaptiveGroups, ...
+    Column("subject", Text(), primary_key=True),    # script name, D1 database id or KV namespace id
+    Column("dimension", Text(), primary_key=True),  # status or actionType; '' when none
+    Column("metric", Text(), primary_key=True),     # requests, rows_read, cpu_time_p50_us, ...
+    _ts("ts", primary_key=True),                    # start of the dataset's bucket (5 min or a day)
+    Column("bucket_s", Double(), nullable=False),
+    Column("value", Double(), nullable=False),
+    Column("pulled_at", Double(), nullable=False),
+)
+Index("ix_cloudflare_usage_ts", CLOUDFLARE_USAGE.c.ts)
+
+CLOUDFLARE_CRON_RUNS = Table(
+    "cloudflare_cron_runs", metadata,
+    Column("source", Text(), primary_key=True),
+    Column("script", Text(), primary_key=True),
+    Column("cron", Text(), primary_key=True),
+    _ts("scheduled_ts", primary_key=True),
+    _ts("ts"),
+    Column("status", Text(), nullable=False),
+    Column("cpu_time_us", Double(), nullable=True),
+    Column("pulled_at", Double(), nullable=False),
+)
+Index("ix_cloudflare_cron_runs_ts", CLOUDFLARE_CRON_RUNS.c.ts)
+
+CLOUDFLARE_D1_DATABASES = Table(
+    "cloudflare_d1_databases", metadata,
+    Column("source", Text(), primary_key=True),
+    Column("database_id", Text(), primary_key=True),
+    Column("name", Text(), nullable=False, server_default=text("''")),
+    Column("file_size_bytes", BigInteger(), nullable=True),
+    Column("read_replication_mode", Text(), nullable=True),
+    Column("running_in_region", Text(), nullable=True),
+    Column("pulled_at", Double(), nullable=False),
+)
+
+CLOUDFLARE_WATERMARKS = Table(
+    "cloudflare_watermarks", metadata,
+    Column("source", Text(), primary_key=True),
+    Column("dataset", Text(), primary_key=True),
+    Column("subject", Text(), primary_key=True),
+    # Everything before pulled_until has been pulled at least once; the next run re-pulls an overlap.
+    Column("pulled_until", Double(), nullable=False),
+    Column("updated_at", Double(), nullable=False),
 )

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from scaling.errors import ConfigurationError
 
-__all__ = ["UPSTREAMS", "RateSpec", "Secret", "Settings", "UpstreamSettings"]
+__all__ = ["PLATFORM_UPSTREAMS", "UPSTREAMS", "RateSpec", "Secret", "Settings", "UpstreamSettings"]
 
 UPSTREAMS: tuple[str, ...] = ("spotify", "lastfm", "openai", "perplexity", "songlink")
 
@@ -30,6 +30,13 @@ REAL_BASE_URLS = {
     "songlink": "https://api.song.link",
 }
 REAL_SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
+
+#: The production platform's own APIs (reference/cloudflare.md): GraphQL analytics and REST v4.
+#: Not in UPSTREAMS: the app never calls them, only the `cloudflare` collector does.
+PLATFORM_UPSTREAMS: tuple[str, ...] = ("cloudflare", "cloudflare_rest")
+REAL_CLOUDFLARE_URL = "https://api.cloudflare.com/client/v4"
+# 300 GraphQL queries / 5 min per token; REST 1,200 / 5 min per token (cloudflare.md §1.2, §3).
+_PLATFORM_LIMITS = {"cloudflare": "300/300s", "cloudflare_rest": "1200/300s"}
 
 # The plan's conservative limits (SCALING_PLAN.md 1.1, 1.2, 2.1); Songlink documents ~10/min keyless.
 _DEFAULT_LIMITS = {
@@ -179,6 +186,12 @@ class Settings:
     alert_webhook_url: str | None = None
     prometheus_port: int = 0
     collector_intervals: Mapping[str, float] = field(default_factory=dict)
+    cloudflare_api_token: Secret | None = None
+    cloudflare_account_id: str | None = None
+    cloudflare_script_name: str | None = None  # None: discovered (the account's only Worker)
+    cloudflare_d1_database_id: str | None = None
+    cloudflare_kv_namespace_id: str | None = None
+    platform_monthly_budget_usd: float | None = 25.0
 
     def upstream(self, name: str) -> UpstreamSettings:
         if not self.upstreams:
@@ -255,9 +268,10 @@ class Settings:
         intervals = {}
         for job, default in (("prewarm", 300.0), ("cleanup", 3600.0), ("headroom", 60.0), ("db_stats", 900.0),
                              ("cache_stats", 900.0), ("cost_rollup", 3600.0), ("retention", 86400.0),
-                             ("alerts", 60.0)):
+                             ("alerts", 60.0), ("cloudflare", 300.0)):
             intervals[job] = r.number(f"HEADROOM_{job.upper()}_INTERVAL_S", default, minimum=1.0) or default
 
+        cf = _cloudflare(r, sandbox_url, upstreams)
         return cls(
             data_dir=data_dir,
             app_db_url=r.url("HEADROOM_APP_DB_URL", f"sqlite:///{data_dir}/app.db", _DB_SCHEMES),
@@ -278,8 +292,43 @@ class Settings:
             alert_webhook_url=r.optional_url("HEADROOM_ALERT_WEBHOOK_URL", ("http", "https")),
             prometheus_port=r.integer("HEADROOM_PROMETHEUS_PORT", 0, minimum=0, maximum=65535),
             collector_intervals=intervals,
+            cloudflare_api_token=cf.token, cloudflare_account_id=cf.account_id,
+            cloudflare_script_name=cf.script_name, cloudflare_d1_database_id=cf.d1_database_id,
+            cloudflare_kv_namespace_id=cf.kv_namespace_id, platform_monthly_budget_usd=cf.monthly_budget_usd,
             **secrets,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _CloudflareValues:
+    token: Secret | None
+    account_id: str | None
+    script_name: str | None
+    d1_database_id: str | None
+    kv_namespace_id: str | None
+    monthly_budget_usd: float | None
+
+
+def _cloudflare(r: _Reader, sandbox_url: str, upstreams: dict[str, UpstreamSettings]) -> _CloudflareValues:
+    """The Cloudflare account settings; adds its two upstreams (real with a token, else the sandbox)."""
+    token = r.secret("CLOUDFLARE_API_TOKEN")
+    default = REAL_CLOUDFLARE_URL if token else f"{sandbox_url.rstrip('/')}/client/v4"
+    base = r.url("HEADROOM_CLOUDFLARE_BASE_URL", default, ("http", "https")).rstrip("/")
+    for name in PLATFORM_UPSTREAMS:
+        up = name.upper()
+        requests = RateSpec.parse(r.text(f"HEADROOM_{up}_LIMIT", _PLATFORM_LIMITS[name]),
+                                  variable=f"HEADROOM_{up}_LIMIT")
+        upstreams[name] = UpstreamSettings(
+            name=name, base_url=base, requests=requests,
+            timeout=r.number(f"HEADROOM_{up}_TIMEOUT_S", 30.0, minimum=0.001) or 30.0,
+            outage_policy=r.choice(f"HEADROOM_{up}_OUTAGE_POLICY", "closed", ("closed", "open")),
+            sandbox=base != REAL_CLOUDFLARE_URL)
+    return _CloudflareValues(
+        token=token, account_id=r.text("CLOUDFLARE_ACCOUNT_ID", "") or None,
+        script_name=r.text("HEADROOM_CLOUDFLARE_SCRIPT_NAME", "") or None,
+        d1_database_id=r.text("HEADROOM_CLOUDFLARE_D1_DATABASE_ID", "") or None,
+        kv_namespace_id=r.text("HEADROOM_CLOUDFLARE_KV_NAMESPACE_ID", "") or None,
+        monthly_budget_usd=r.number("HEADROOM_PLATFORM_MONTHLY_BUDGET_USD", 25.0, minimum=0.0))
 
 
 def _default_upstreams(sandbox_url: str, _: Mapping[str, str]) -> dict[str, UpstreamSettings]:

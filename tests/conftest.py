@@ -14,7 +14,7 @@ from scaling.clock import VirtualClock
 PG_SERVER = os.environ.get("HEADROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("HEADROOM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
-_OUR_PREFIXES = ("HEADROOM_", "SPOTIFY_", "LASTFM_", "OPENAI_", "PERPLEXITY_")
+_OUR_PREFIXES = ("HEADROOM_", "SPOTIFY_", "LASTFM_", "OPENAI_", "PERPLEXITY_", "CLOUDFLARE_")
 
 
 @pytest.fixture(autouse=True)

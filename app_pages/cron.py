@@ -53,7 +53,7 @@ def _prewarm_reports(window: Window) -> None:
         right.caption("Runs in this range report no phase timings (collector runs do: plan, lastfm, spotify, "
                       "aggregate).")
     else:
-        per = _per_bucket(frame.fillna({p: 0 for p in phases}), width, phases)
+        per = _per_bucket(frame.fillna(dict.fromkeys(phases, 0)), width, phases)
         long = per.melt(id_vars=["ts", "source"], value_vars=phases, var_name="phase", value_name="seconds")
         long["phase"] = long["phase"].str.removeprefix("phase:")
         long["series"] = series_label(long, ["phase"])

@@ -21,11 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.clock import VirtualClock  # noqa: E402
-from scaling.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from scaling.services import Services  # noqa: E402
-from scaling.settings import Settings  # noqa: E402
-from scaling.store.memory import MemoryStore  # noqa: E402
+from scaling.clock import VirtualClock
+from scaling.sandbox import Sandbox, SandboxConfig
+from scaling.services import Services
+from scaling.settings import Settings
+from scaling.store.memory import MemoryStore
 
 
 def lookups(sandbox: Sandbox, total: int, distinct: int, unknown: int) -> list[str]:

@@ -31,11 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, exc, text  # noqa: E402
+from sqlalchemy import Engine, exc, text
 
-from scaling.appdb.cleanup import Retention, run_cleanup  # noqa: E402
-from scaling.appdb.engine import make_engine  # noqa: E402
-from scaling.appdb.migrate import upgrade  # noqa: E402
+from scaling.appdb.cleanup import Retention, run_cleanup
+from scaling.appdb.engine import make_engine
+from scaling.appdb.migrate import upgrade
 
 PG_SERVER = os.environ.get("HEADROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 DAY = 86_400

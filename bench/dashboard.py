@@ -27,15 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyarrow as pa  # noqa: E402
-from sqlalchemy import Engine, func, select, text  # noqa: E402
+import pyarrow as pa
+from sqlalchemy import Engine, func, select, text
 
-from scaling.metrics import models as m  # noqa: E402
-from scaling.metrics.db import open_metrics_db  # noqa: E402
-from scaling.metrics.demo import generate  # noqa: E402
-from scaling.metrics.migrate import upgrade_engine  # noqa: E402
-from scaling.metrics.retention import roll_up  # noqa: E402
-from scaling.metrics.rollups import ROLLUPS  # noqa: E402
+from scaling.metrics import models as m
+from scaling.metrics.db import open_metrics_db
+from scaling.metrics.demo import generate
+from scaling.metrics.migrate import upgrade_engine
+from scaling.metrics.retention import roll_up
+from scaling.metrics.rollups import ROLLUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = 1_768_910_400.0  # 2026-01-20 12:00 UTC: mid-month, so month-to-date figures are non-trivial

@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.capacity.forecast import history  # noqa: E402
-from scaling.capacity.trend import DAY, backtest  # noqa: E402
+from scaling.capacity.forecast import history
+from scaling.capacity.trend import DAY, backtest
 
 NOW = 1_772_323_200.0  # 2026-03-01 00:00 UTC: a fixed end, so a seed always gives the same table
 

@@ -34,13 +34,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.clock import SystemClock  # noqa: E402
-from scaling.ingest.ledger import LedgerWriter  # noqa: E402
-from scaling.ingest.tail_ingest import ingest_tail  # noqa: E402
-from scaling.ingest.tail_metrics import TailMapper  # noqa: E402
-from scaling.ingest.tail_stream import RawEvent, TailReader  # noqa: E402
-from scaling.metrics import migrate  # noqa: E402
-from scaling.metrics.db import open_metrics_db  # noqa: E402
+from scaling.clock import SystemClock
+from scaling.ingest.ledger import LedgerWriter
+from scaling.ingest.tail_ingest import ingest_tail
+from scaling.ingest.tail_metrics import TailMapper
+from scaling.ingest.tail_stream import RawEvent, TailReader
+from scaling.metrics import migrate
+from scaling.metrics.db import open_metrics_db
 
 GOAL = 10_000
 T0 = 1_767_225_600_000

@@ -32,20 +32,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from prometheus_client import generate_latest  # noqa: E402
-from sqlalchemy import Engine, func, select, text  # noqa: E402
+import numpy as np
+from prometheus_client import generate_latest
+from sqlalchemy import Engine, func, select, text
 
-from scaling.clock import VirtualClock  # noqa: E402
-from scaling.metrics import models as m  # noqa: E402
-from scaling.metrics import queries as q  # noqa: E402
-from scaling.metrics.db import open_metrics_db  # noqa: E402
-from scaling.metrics.demo import generate  # noqa: E402
-from scaling.metrics.migrate import upgrade  # noqa: E402
-from scaling.metrics.prometheus import make_registry  # noqa: E402
-from scaling.metrics.records import HeadroomSample  # noqa: E402
-from scaling.metrics.retention import roll_up_and_prune  # noqa: E402
-from scaling.metrics.writer import MetricsWriter  # noqa: E402
+from scaling.clock import VirtualClock
+from scaling.metrics import models as m
+from scaling.metrics import queries as q
+from scaling.metrics.db import open_metrics_db
+from scaling.metrics.demo import generate
+from scaling.metrics.migrate import upgrade
+from scaling.metrics.prometheus import make_registry
+from scaling.metrics.records import HeadroomSample
+from scaling.metrics.retention import roll_up_and_prune
+from scaling.metrics.writer import MetricsWriter
 
 PG_SERVER = os.environ.get("HEADROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -19,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.capacity.baseline import upstream_prewarm  # noqa: E402
-from scaling.clock import VirtualClock  # noqa: E402
-from scaling.prewarm import run_prewarm  # noqa: E402
-from scaling.prewarm_sources import LastfmListens  # noqa: E402
-from scaling.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from scaling.services import Services  # noqa: E402
-from scaling.settings import Settings  # noqa: E402
-from scaling.store.memory import MemoryStore  # noqa: E402
+from scaling.capacity.baseline import upstream_prewarm
+from scaling.clock import VirtualClock
+from scaling.prewarm import run_prewarm
+from scaling.prewarm_sources import LastfmListens
+from scaling.sandbox import Sandbox, SandboxConfig
+from scaling.services import Services
+from scaling.settings import Settings
+from scaling.store.memory import MemoryStore
 
 
 def one(users: int, active: float, hours: float, design: str) -> tuple[str, str, int, float]:

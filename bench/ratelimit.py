@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.store import open_store  # noqa: E402
-from scaling.store.gcra import GcraRate  # noqa: E402
+from scaling.store import open_store
+from scaling.store.gcra import GcraRate
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"

@@ -26,9 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.cache import Cache, Family  # noqa: E402
-from scaling.clock import SystemClock  # noqa: E402
-from scaling.store import open_store  # noqa: E402
+from scaling.cache import Cache, Family
+from scaling.clock import SystemClock
+from scaling.store import open_store
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"

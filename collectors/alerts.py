@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -245,7 +245,7 @@ def month_spend(engine: Engine, *, since: float, now: float, exclude_sources: tu
 
 
 def _ai_spend(ev: Evidence) -> list[Reading]:
-    start = datetime.fromtimestamp(ev.now, tz=timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = datetime.fromtimestamp(ev.now, tz=UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     spend = month_spend(ev.engine, since=start.timestamp(), now=ev.now, exclude_sources=ev.exclude_sources)
     return [Reading(p, spend.get(p, 0.0) / budget, f"${spend.get(p, 0.0):,.2f} of ${budget:,.2f}")
             for p, budget in sorted(ev.budgets.items()) if budget and budget > 0]

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, inspect, literal, select
@@ -32,16 +32,26 @@ from scaling.appdb.models import metadata as app_metadata
 from scaling.appdb.stats import database_stats
 from scaling.errors import StoreError
 from scaling.metrics import logs
-from scaling.metrics.retention import roll_up, roll_up_and_prune
 from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
+from scaling.metrics.retention import roll_up, roll_up_and_prune
 from scaling.metrics.rollups import AI
 from scaling.metrics.writer import MetricsWriter
 from scaling.settings import Settings
 from scaling.store import StateStore
 
 __all__ = [
-    "CacheStatsSource", "HeadroomSource", "alerts_job", "cache_stats_job", "cleanup_job", "cost_rollup_job", "counter_deltas",
-    "db_stats_job", "heartbeat_job", "headroom_job", "prewarm_job", "retention_job",
+    "CacheStatsSource",
+    "HeadroomSource",
+    "alerts_job",
+    "cache_stats_job",
+    "cleanup_job",
+    "cost_rollup_job",
+    "counter_deltas",
+    "db_stats_job",
+    "headroom_job",
+    "heartbeat_job",
+    "prewarm_job",
+    "retention_job",
 ]
 
 log = logging.getLogger("headroom.collectors")
@@ -142,7 +152,7 @@ def db_stats_job(ctx: JobContext, *, app_engine: Engine, writer: MetricsWriter,
 def user_counts(app_engine: Engine, *, now: float, active_window_s: float) -> UserCounts | None:
     """Users, those with a Last.fm name, and those with a session active in the window (None before migration)."""
     users, sessions = app_metadata.tables["users"], app_metadata.tables["sessions"]
-    cutoff = datetime.fromtimestamp(now - active_window_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    cutoff = datetime.fromtimestamp(now - active_window_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
     # last_active_at is D1 text in either of two shapes; put both on one timeline (see appdb.cleanup).
     seen = func.replace(func.rtrim(sessions.c.last_active_at, literal("Z")), literal("T"), literal(" "))
     with app_engine.connect() as conn:
@@ -228,7 +238,7 @@ def cost_rollup_job(ctx: JobContext, *, metrics_engine: Engine, budgets: Mapping
     for source in sources:
         ctx.check()
         rolled += sum(roll_up(metrics_engine, AI, source, until=now - settle_s).rolled_rows.values())
-    month = datetime.fromtimestamp(now, tz=timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = datetime.fromtimestamp(now, tz=UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     spend = alerts.month_spend(metrics_engine, since=month.timestamp(), now=now, exclude_sources=exclude_sources)
     providers = {p: {"spend_usd": round(spend.get(p, 0.0), 4), "budget_usd": b,
                      "share": round(spend.get(p, 0.0) / b, 4) if b else None}
@@ -256,7 +266,7 @@ async def prewarm_job(ctx: JobContext, *, settings: Settings, store: StateStore,
         SkipRun: this build has no ``scaling.prewarm.prewarm_job`` yet.
     """
     try:
-        target = getattr(importlib.import_module("scaling.prewarm"), "prewarm_job")
+        target = importlib.import_module("scaling.prewarm").prewarm_job
     except (ImportError, AttributeError):
         raise SkipRun("scaling.prewarm.prewarm_job is not available in this build") from None
     # The prewarm plans its own work to end inside the deadline; give it this run's.

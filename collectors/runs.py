@@ -36,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +196,7 @@ def run_job(name: str, scheduled_at: float, fn: JobFn, *, writer: MetricsWriter,
                     grace_s=grace_s, interval_s=interval_s, async_runner=async_runner or _clock_runner(clock),
                     stop=stop or threading.Event(), owner=owner or writer.host, source=source,
                     not_before=not_before)
-    except Exception as exc:  # noqa: BLE001 - the wrapper must never take the scheduler down
+    except Exception as exc:  # the wrapper must never take the scheduler down
         log.exception("collector job %s (slot %.3f): the run wrapper failed", name, slot)
         return RunOutcome(name, slot, "failed", error=_one_line(exc))
 
@@ -246,7 +246,7 @@ def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_stor
         outcome, error = "timed_out", f"timed out: {exc}"
     except Interrupted as exc:
         outcome, error = "failed", f"interrupted: {exc}"
-    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - a job's failure is data
+    except (Exception, asyncio.CancelledError) as exc:  # a job's failure is data
         if stop.is_set() and isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError)):
             # Shutdown cancelled the run: say so plainly, without a traceback.
             outcome, error = "failed", "interrupted: the collector is shutting down"

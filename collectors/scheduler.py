@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -49,7 +49,7 @@ DEFAULT_JOBS: tuple[str, ...] = ("prewarm", "cleanup", "headroom", "db_stats", "
 EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0}
 #: Intervals below this are refused: slots are keyed to the millisecond.
 MIN_INTERVAL_S = 0.05
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,9 +321,9 @@ class Collectors:
         from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
         sched = BlockingScheduler(
-            timezone=timezone.utc, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)})
+            timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=len(self.specs) + 1)})
         for spec in self.specs.values():
-            sched.add_job(self.fire, IntervalTrigger(seconds=spec.interval_s, start_date=_EPOCH, timezone=timezone.utc),
+            sched.add_job(self.fire, IntervalTrigger(seconds=spec.interval_s, start_date=_EPOCH, timezone=UTC),
                           args=[spec.name], id=spec.name, name=spec.name, replace_existing=True,
                           coalesce=True, max_instances=1, misfire_grace_time=None)
         return sched

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import httpx
 import stamina
-
 from sqlalchemy import Engine, and_, or_, select, update
 
 from collectors.alerts import duration_text

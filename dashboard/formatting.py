@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["ago", "bytes_", "count", "duration", "percent", "timestamp", "usd"]
 
@@ -82,5 +82,5 @@ def timestamp(epoch_s: float | None, *, with_time: bool = True) -> str:
     if _missing(epoch_s):
         return "–"
     assert epoch_s is not None
-    when = datetime.fromtimestamp(float(epoch_s), tz=timezone.utc)
+    when = datetime.fromtimestamp(float(epoch_s), tz=UTC)
     return when.strftime("%Y-%m-%d %H:%M UTC") if with_time else when.strftime("%Y-%m-%d")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -44,8 +44,8 @@ def headroom_table(series: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
 
 def month_start(at: float) -> float:
     """Epoch seconds of the first instant of ``at``'s UTC month."""
-    when = datetime.fromtimestamp(at, tz=timezone.utc)
-    return datetime(when.year, when.month, 1, tzinfo=timezone.utc).timestamp()
+    when = datetime.fromtimestamp(at, tz=UTC)
+    return datetime(when.year, when.month, 1, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def month_projection(spent: float, at: float) -> MonthProjection:
     so at least one day counts as elapsed.
     """
     start = month_start(at)
-    when = datetime.fromtimestamp(start, tz=timezone.utc)
+    when = datetime.fromtimestamp(start, tz=UTC)
     days = calendar.monthrange(when.year, when.month)[1]
     end = start + days * 86400
     elapsed = max(at - start, 86400.0) / (end - start)

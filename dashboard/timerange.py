@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -74,8 +74,8 @@ def resolve(choice: RangeChoice, now: float) -> Window:
         until = math.ceil(now / SNAP_S) * SNAP_S
         return Window(float(until - PRESETS[choice.preset]), float(until), choice.preset.lower())
     assert choice.start is not None and choice.end is not None
-    lo = datetime.combine(choice.start, datetime.min.time(), tzinfo=timezone.utc)
-    hi = datetime.combine(choice.end + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    lo = datetime.combine(choice.start, datetime.min.time(), tzinfo=UTC)
+    hi = datetime.combine(choice.end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     return Window(lo.timestamp(), hi.timestamp(), f"{choice.start} to {choice.end}")
 
 

@@ -178,7 +178,7 @@ class CostEntry:
 
     @property
     def day(self) -> dt.date:
-        return dt.datetime.fromtimestamp(self.ts, dt.timezone.utc).date()
+        return dt.datetime.fromtimestamp(self.ts, dt.UTC).date()
 
 
 class UsageSink(Protocol):
@@ -307,7 +307,7 @@ class CostTracker:
     # -- month-to-date spend and budgets ---------------------------------------------------
     @staticmethod
     def _month(ts: float) -> str:
-        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m")
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m")
 
     def _add_spend(self, provider: str, cost: Decimal, now: float) -> None:
         micros = int((cost * _MICRO).to_integral_value())

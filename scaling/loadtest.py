@@ -22,7 +22,7 @@ from typing import Any
 from scaling.errors import RateLimited, ScalingError, Throttled
 from scaling.settings import RateSpec, Settings, UpstreamSettings
 
-__all__ = ["LoadResult", "SERVICES", "run_loadtest"]
+__all__ = ["SERVICES", "LoadResult", "run_loadtest"]
 
 SERVICES = ("spotify", "lastfm", "openai", "perplexity", "songlink")
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from scaling.appdb.engine import make_engine, translate_errors
 from scaling.appdb.models import User
 from scaling.clock import Clock
-from scaling.errors import PermanentError, ScalingError
+from scaling.errors import PermanentError
 from scaling.prewarm import Listen, PrewarmConfig, PrewarmReport, run_prewarm
 from scaling.settings import Settings
 from scaling.store import StateStore

@@ -141,7 +141,7 @@ class PriceTable:
 
     def lookup(self, provider: str, model: str, at: dt.date | float) -> ModelPrice | None:
         """The row in force on ``at`` (a date or epoch seconds, UTC), or None if the model is unpriced."""
-        day = at if isinstance(at, dt.date) else dt.datetime.fromtimestamp(at, dt.timezone.utc).date()
+        day = at if isinstance(at, dt.date) else dt.datetime.fromtimestamp(at, dt.UTC).date()
         rows = self._model_rows(provider, model)
         if not rows:
             return None

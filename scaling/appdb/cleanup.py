@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Delete, Engine, Select, Table, and_, delete, func, inspect, literal_column, select
@@ -281,7 +281,7 @@ def _count(engine: Engine, rule: Sweep) -> int:
 def _expired(engine: Engine, rule: Sweep) -> ColumnElement[bool]:
     col = metadata.tables[rule.table].c[rule.column]
     normalised = func.replace(func.rtrim(col, "Z"), "T", " ")
-    next_day = (datetime.fromtimestamp(rule.cutoff, timezone.utc).date() + timedelta(days=1)).isoformat()
+    next_day = (datetime.fromtimestamp(rule.cutoff, UTC).date() + timedelta(days=1)).isoformat()
     if backend_name(engine) == "postgresql":
         shaped = col.op("~", is_comparison=True)(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
         # Byte order whatever the database's collation (en_US would skip punctuation).
@@ -293,7 +293,7 @@ def _expired(engine: Engine, rule: Sweep) -> ColumnElement[bool]:
 
 
 def _timestamp_text(epoch: float) -> str:
-    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    moment = datetime.fromtimestamp(epoch, UTC)
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")

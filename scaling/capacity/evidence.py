@@ -31,7 +31,7 @@ from scaling.metrics import queries as q
 from scaling.metrics.db import translate_errors
 from scaling.settings import Settings
 
-__all__ = ["CronEvidence", "Evidence", "FORECAST_DAYS", "JobEvidence", "LimiterEvidence", "gather_evidence"]
+__all__ = ["FORECAST_DAYS", "CronEvidence", "Evidence", "JobEvidence", "LimiterEvidence", "gather_evidence"]
 
 HOUR = 3600.0
 #: The user forecast's horizon: "which phase will be required in this many days".

@@ -16,7 +16,7 @@ import calendar
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +24,15 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from scaling.capacity.trend import (
-    DAY, BacktestResult, Crossing, InsufficientData, Prediction, Trend, backtest, crossing, fit_trend,
+    DAY,
+    BacktestResult,
+    Crossing,
+    InsufficientData,
+    Prediction,
+    Trend,
+    backtest,
+    crossing,
+    fit_trend,
     predict_linear,
 )
 from scaling.capacity.triggers import TRIGGERS
@@ -37,10 +45,26 @@ if TYPE_CHECKING:
     from scaling.settings import Settings
 
 __all__ = [
-    "BacktestResult", "Crossing", "InsufficientData", "Prediction", "SeriesForecast", "SpendForecast",
-    "ThresholdForecast", "Trend", "USER_THRESHOLDS", "backtest", "crossing", "fit_trend", "forecast_db_bytes",
-    "forecast_monthly_ai_spend", "forecast_rows_per_table", "forecast_series", "forecast_users", "history",
-    "monthly_budget", "predict_linear",
+    "USER_THRESHOLDS",
+    "BacktestResult",
+    "Crossing",
+    "InsufficientData",
+    "Prediction",
+    "SeriesForecast",
+    "SpendForecast",
+    "ThresholdForecast",
+    "Trend",
+    "backtest",
+    "crossing",
+    "fit_trend",
+    "forecast_db_bytes",
+    "forecast_monthly_ai_spend",
+    "forecast_rows_per_table",
+    "forecast_series",
+    "forecast_users",
+    "history",
+    "monthly_budget",
+    "predict_linear",
 ]
 
 #: The plan's user triggers as (label, users).
@@ -320,8 +344,8 @@ def forecast_monthly_ai_spend(engine: Engine, *, now: float, settings: Settings,
         StoreError: the metrics DB is unreachable or not migrated.
     """
     days = _spend_days(engine, now, window_days, source)
-    day = datetime.fromtimestamp(now, tz=timezone.utc)
-    month_start = datetime(day.year, day.month, 1, tzinfo=timezone.utc).timestamp()
+    day = datetime.fromtimestamp(now, tz=UTC)
+    month_start = datetime(day.year, day.month, 1, tzinfo=UTC).timestamp()
     month_end = month_start + calendar.monthrange(day.year, day.month)[1] * DAY
     mtd = q.ai_cost_by(engine, month_start, now, ("provider",), source=source) if now > month_start else None
     spent = {} if mtd is None else {str(r.provider): float(r.cost_usd) for r in mtd.itertuples()}

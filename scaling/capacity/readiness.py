@@ -26,8 +26,18 @@ from scaling.capacity.forecast import monthly_budget
 from scaling.capacity.triggers import PHASES, TRIGGERS, next_trigger, required_phase
 from scaling.settings import Settings
 
-__all__ = ["Evidence", "ItemStatus", "NextTrigger", "PhaseStatus", "RULES", "Readiness", "Rule",
-           "Status", "assess", "gather_evidence"]
+__all__ = [
+    "RULES",
+    "Evidence",
+    "ItemStatus",
+    "NextTrigger",
+    "PhaseStatus",
+    "Readiness",
+    "Rule",
+    "Status",
+    "assess",
+    "gather_evidence",
+]
 
 
 class Status(enum.Enum):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from statistics import NormalDist
 
 import numpy as np
@@ -174,7 +174,7 @@ class Crossing:
 
     @property
     def date(self) -> datetime:
-        return datetime.fromtimestamp(self.date_epoch, tz=timezone.utc)
+        return datetime.fromtimestamp(self.date_epoch, tz=UTC)
 
 
 def _exp(x: float) -> float:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"runs, {report.failed} failed, {report.upstream_429} upstream 429s")
         if report.errors:
             print("  errors: " + ", ".join(f"{k} x{v}" for k, v in report.errors.items()))
-        print(f"  calls: " + ", ".join(f"{k} {v}" for k, v in report.upstream_calls.items())
+        print("  calls: " + ", ".join(f"{k} {v}" for k, v in report.upstream_calls.items())
               + f"; oldest entry {report.oldest_entry_age_s / 60:.0f} min")
     if report.users_total and report.refreshed == 0 and report.failed:
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scaling.appdb.engine import display_url
 from scaling.capacity.readiness import Readiness, Status, assess, gather_evidence
@@ -32,7 +32,7 @@ def _moment(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an ISO date such as 2026-03-01 or 2026-03-01T12:00, or epoch seconds; got {text!r}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,11 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _date(epoch: float | None) -> str:
-    return "—" if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+    return "—" if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _print(r: Readiness, url: str) -> None:
-    stamp = datetime.fromtimestamp(r.now, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.fromtimestamp(r.now, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"Readiness at {stamp} from {url} (source {r.source!r})")
     forecast = f"{r.users_forecast:,.0f}" if r.users_forecast is not None else "—"
     print(f"Users: {r.users if r.users is not None else '—'} now, {forecast} in {r.forecast_days} days "

@@ -53,13 +53,13 @@ def _parse_time(text: str, option: str, *, end: bool) -> dt.datetime:
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
-            start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+            start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
             return start + dt.timedelta(days=1) if end else start
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ConfigurationError(f"{option}: expected a date like 2026-01-31 or an ISO time, got {text!r}",
                                  variable=option) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def time_range(since: str | None, until: str | None, *, now: float) -> tuple[dt.datetime, dt.datetime]:
@@ -68,9 +68,9 @@ def time_range(since: str | None, until: str | None, *, now: float) -> tuple[dt.
     Raises:
         ConfigurationError: a malformed date, or until not after since.
     """
-    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     lo = _parse_time(since, "--since", end=False) if since else dt.datetime(today.year, today.month, 1,
-                                                                            tzinfo=dt.timezone.utc)
+                                                                            tzinfo=dt.UTC)
     hi = _parse_time(until, "--until", end=True) if until else _parse_time(today.isoformat(), "--until", end=True)
     if hi <= lo:
         raise ConfigurationError(f"--until ({hi:%Y-%m-%d %H:%M}) must be after --since ({lo:%Y-%m-%d %H:%M})",

@@ -17,8 +17,16 @@ from datetime import datetime
 from typing import Any, Union
 
 from scaling.ingest.log_lines import (
-    CooldownWait, CronTotal, DbSize, LocalLimit, Payload, RateLimitWarning, RetriesExhausted, Upstream429,
-    join_message, parse_message,
+    CooldownWait,
+    CronTotal,
+    DbSize,
+    LocalLimit,
+    Payload,
+    RateLimitWarning,
+    RetriesExhausted,
+    Upstream429,
+    join_message,
+    parse_message,
 )
 from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
 
@@ -75,7 +83,7 @@ def count_of(value: Any) -> int | None:
 class _Limiter:
     """One upstream limiter's state as a log line of the event shows it."""
 
-    __slots__ = ("used", "limit", "n429", "throttled", "wait_s", "rejected", "cooldown_until", "ts")
+    __slots__ = ("cooldown_until", "limit", "n429", "rejected", "throttled", "ts", "used", "wait_s")
 
     def __init__(self, ts: float, used: float | None = None, limit: float | None = None) -> None:
         self.used, self.limit = used, limit

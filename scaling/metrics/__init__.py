@@ -15,7 +15,14 @@ from __future__ import annotations
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.migrate import upgrade
 from scaling.metrics.records import (
-    AiUsage, AlertEvent, CacheStats, HeadroomSample, JobRun, TableStats, UserCounts, WorkerEvent,
+    AiUsage,
+    AlertEvent,
+    CacheStats,
+    HeadroomSample,
+    JobRun,
+    TableStats,
+    UserCounts,
+    WorkerEvent,
 )
 from scaling.metrics.writer import MetricsWriter
 

@@ -7,7 +7,7 @@ hour up is a whole number of hours, so hourly roll-ups re-bucket exactly.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Double
@@ -63,7 +63,7 @@ def epoch(t: float | int | datetime) -> float:
     """
     if isinstance(t, datetime):
         if t.tzinfo is None:
-            t = t.replace(tzinfo=timezone.utc)
+            t = t.replace(tzinfo=UTC)
         return t.timestamp()
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
         raise ValueError(f"expected epoch seconds or a datetime, got {t!r}")

@@ -31,7 +31,7 @@ from scaling.metrics.db import translate_errors
 from scaling.metrics.retention import _set_state, roll_up
 from scaling.metrics.rollups import ROLLUPS
 
-__all__ = ["DemoReport", "MODEL_PRICES", "generate"]
+__all__ = ["MODEL_PRICES", "DemoReport", "generate"]
 
 MIN, HOUR, DAY = 60, 3600, 86400
 #: $ per 1M tokens (input, output), reference/upstream.md §5; cached input bills at 10%.

@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["KINDS", "LOGGER_NAME", "format_line", "log_metrics", "parse_line"]
@@ -34,7 +34,7 @@ _LINE = re.compile(r"\[(" + "|".join(KINDS) + r")\]\s*(\{.*\})\s*$")
 
 def iso(ts: float) -> str:
     """Epoch seconds as an ISO-8601 UTC string with milliseconds, like JavaScript's toISOString."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clean(value: Any, key: str = "") -> Any:

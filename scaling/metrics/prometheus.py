@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -155,7 +155,7 @@ class MetricsDbCollector(Collector):
         yield from (ratio, keys, size, hits, misses)
 
     def _ai(self, now: float) -> Iterator[Any]:
-        today = datetime.fromtimestamp(now, tz=timezone.utc)
+        today = datetime.fromtimestamp(now, tz=UTC)
         month_start = today.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         cost = GaugeMetricFamily("ai_cost_usd_month", "AI spend this calendar month (UTC), dollars",
                                  labels=["provider", "source"])

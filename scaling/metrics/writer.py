@@ -26,8 +26,17 @@ from scaling.metrics import logs
 from scaling.metrics import models as m
 from scaling.metrics.db import translate_errors
 from scaling.metrics.records import (
-    DEFAULT_SOURCE, AiUsage, AlertEvent, CacheStats, HeadroomSample, JobRun, MetricRecord, TableStats, UserCounts,
-    WorkerEvent, report_json,
+    DEFAULT_SOURCE,
+    AiUsage,
+    AlertEvent,
+    CacheStats,
+    HeadroomSample,
+    JobRun,
+    MetricRecord,
+    TableStats,
+    UserCounts,
+    WorkerEvent,
+    report_json,
 )
 
 __all__ = ["MetricsWriter"]

@@ -221,7 +221,7 @@ class Catalog:
         search does), except queries starting with ``unknown``, which find nothing.
         """
         fields, words = _parse_query(query)
-        if not fields and not words or query.strip().lower().startswith("unknown"):
+        if (not fields and not words) or query.strip().lower().startswith("unknown"):
             return []
         found = [self._core(i) for i in self._index().matching(query, fields, words)]
         if found:

@@ -23,7 +23,7 @@ from scaling.sandbox.population import Listener, Play, Population
 from scaling.sandbox.stats import Outcome
 from scaling.sandbox.window import SlidingLog
 
-__all__ = ["LastfmUpstream", "RATE_LIMIT_MESSAGE"]
+__all__ = ["RATE_LIMIT_MESSAGE", "LastfmUpstream"]
 
 RATE_LIMIT_MESSAGE = "Rate limit exceeded - Your IP has made too many requests in a short period"
 _METHODS = ("user.getrecenttracks", "user.getinfo")

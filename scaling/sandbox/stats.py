@@ -83,7 +83,7 @@ class EndpointStats:
 
     @staticmethod
     def _count(items: Iterable[Served]) -> EndpointStats:
-        count = {o: 0 for o in Outcome}
+        count = dict.fromkeys(Outcome, 0)
         n = server = faults = 0
         for s in items:
             n += 1

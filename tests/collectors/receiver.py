@@ -29,7 +29,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # http.server's naming
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             state.bodies.append(json.loads(body))
             status = state.statuses.pop(0) if state.statuses else 200

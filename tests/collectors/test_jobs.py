@@ -13,9 +13,9 @@ from sqlalchemy import Engine, select
 
 from collectors import jobs
 from collectors.runs import JobContext, SkipRun, run_job
+from scaling.appdb.demo import fill_demo_data
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import upgrade as app_upgrade
-from scaling.appdb.demo import fill_demo_data
 from scaling.cache import Cache
 from scaling.clock import VirtualClock
 from scaling.metrics import models as m

@@ -10,7 +10,14 @@ from sqlalchemy import Engine, select
 
 from collectors.loop import LoopThread
 from collectors.runs import (
-    NOT_CLAIMED, NOT_RUN, DeadlineExceeded, JobContext, SkipRun, close_abandoned, lease_key, run_job,
+    NOT_CLAIMED,
+    NOT_RUN,
+    DeadlineExceeded,
+    JobContext,
+    SkipRun,
+    close_abandoned,
+    lease_key,
+    run_job,
     slot_of,
 )
 from scaling.clock import VirtualClock

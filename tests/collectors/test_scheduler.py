@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def test_bad_job_lists_are_refused(settings: Settings, res: Resources, kwargs: d
 def test_triggers_are_aligned_to_the_epoch_with_no_silent_misfires(settings: Settings, res: Resources) -> None:
     """Every replica computes the same slots: fire times are whole multiples of the interval since 1970."""
     sched = Collectors(job_specs(settings, res, scale=0.05), res).scheduler()
-    now = datetime(2026, 5, 4, 12, 0, 7, 250000, tzinfo=timezone.utc)
+    now = datetime(2026, 5, 4, 12, 0, 7, 250000, tzinfo=UTC)
     for job in sched.get_jobs():
         fire = job.trigger.get_next_fire_time(None, now)
         interval = job.trigger.interval_length

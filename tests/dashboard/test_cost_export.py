@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scaling.cli import main
 from dashboard.cost_export import DEFAULT_GROUP_BY, neutralise, report_command, to_csv, to_json
+from scaling.cli import main
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
 from tests.dashboard.conftest import NOW

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from scaling.cache import Cache, Family, Lookup, Origin
-from scaling.cache import layout
+from scaling.cache import Cache, Family, Lookup, Origin, layout
 from scaling.clock import VirtualClock
 from scaling.errors import PermanentError, TransientError
 from scaling.store import StateStore

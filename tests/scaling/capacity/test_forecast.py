@@ -9,10 +9,20 @@ import pytest
 from sqlalchemy import Engine
 
 from scaling.capacity.forecast import (
-    forecast_db_bytes, forecast_monthly_ai_spend, forecast_rows_per_table, forecast_series, forecast_users,
+    forecast_db_bytes,
+    forecast_monthly_ai_spend,
+    forecast_rows_per_table,
+    forecast_series,
+    forecast_users,
 )
 from scaling.capacity.trend import (
-    InsufficientData, Trend, backtest, crossing, fit_trend, predict_linear, t_quantile,
+    InsufficientData,
+    Trend,
+    backtest,
+    crossing,
+    fit_trend,
+    predict_linear,
+    t_quantile,
 )
 from scaling.metrics.records import AiUsage, TableStats, UserCounts
 from scaling.metrics.writer import MetricsWriter

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scaling.capacity.evidence import CronEvidence, Evidence, JobEvidence, LimiterEvidence
 from scaling.capacity.cron_model import CronModel
+from scaling.capacity.evidence import CronEvidence, Evidence, JobEvidence, LimiterEvidence
 from scaling.capacity.readiness import RULES, Readiness, Status, assess
 from scaling.capacity.triggers import next_trigger, required_phase
 from scaling.settings import Settings

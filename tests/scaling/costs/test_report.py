@@ -16,7 +16,7 @@ from scaling.cli import main
 from scaling.clock import VirtualClock
 from scaling.commands.report import neutralise
 
-JAN_10 = dt.datetime(2026, 1, 10, 12, tzinfo=dt.timezone.utc).timestamp()
+JAN_10 = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC).timestamp()
 
 
 def _entries() -> list[CostEntry]:

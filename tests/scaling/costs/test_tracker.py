@@ -16,7 +16,7 @@ from scaling.prices import DEFAULT_PRICES, ModelPrice
 from scaling.store import StateStore
 from scaling.store.memory import MemoryStore
 
-JAN_10 = dt.datetime(2026, 1, 10, 12, tzinfo=dt.timezone.utc).timestamp()
+JAN_10 = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC).timestamp()
 TERRA = "gpt-5.6-terra"
 # 1M uncached input at $2 + 100k output at $12 = $3.20 per call at the default terra price.
 CALL = TokenUsage(input_tokens=1_000_000, output_tokens=100_000)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from scaling.ingest.log_lines import (
-    CooldownWait, CronTotal, DbSize, LocalLimit, Payload, RateLimitWarning, RetriesExhausted, Upstream429,
-    join_message, parse_message,
+    CooldownWait,
+    CronTotal,
+    DbSize,
+    LocalLimit,
+    Payload,
+    RateLimitWarning,
+    RetriesExhausted,
+    Upstream429,
+    join_message,
+    parse_message,
 )
 
 

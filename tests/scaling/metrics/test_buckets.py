@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -36,7 +36,7 @@ def test_minimum_width_is_respected() -> None:
 
 def test_epoch_accepts_numbers_and_datetimes_only() -> None:
     """Aware and naive (UTC) datetimes and numbers convert; NaN, text and booleans are refused."""
-    assert epoch(datetime(2026, 1, 1, tzinfo=timezone.utc)) == T0
+    assert epoch(datetime(2026, 1, 1, tzinfo=UTC)) == T0
     assert epoch(datetime(2026, 1, 1)) == T0
     assert epoch(datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == T0
     for bad in (float("nan"), "2026-01-01", True):

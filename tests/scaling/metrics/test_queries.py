@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,7 @@ def test_explicit_bucket_too_narrow_for_the_range_is_refused(engine: Engine) -> 
 def test_datetimes_are_accepted_as_range_bounds(engine: Engine, writer: MetricsWriter) -> None:
     """Streamlit's datetimes (naive taken as UTC) work like epoch seconds."""
     writer.record_headroom([HeadroomSample("spotify", used=1, limit=2, ts=T0 + 30)])
-    df = q.headroom_series(engine, datetime(2026, 1, 1), datetime(2026, 1, 1, 1, tzinfo=timezone.utc))
+    df = q.headroom_series(engine, datetime(2026, 1, 1), datetime(2026, 1, 1, 1, tzinfo=UTC))
     assert df["samples"].sum() == 1
 
 

@@ -17,7 +17,14 @@ from scaling.metrics import models as m
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.records import (
-    AiUsage, AlertEvent, CacheStats, HeadroomSample, JobRun, TableStats, UserCounts, WorkerEvent,
+    AiUsage,
+    AlertEvent,
+    CacheStats,
+    HeadroomSample,
+    JobRun,
+    TableStats,
+    UserCounts,
+    WorkerEvent,
 )
 from scaling.metrics.writer import MetricsWriter
 

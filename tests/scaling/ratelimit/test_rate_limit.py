@@ -158,7 +158,7 @@ def test_tokens_are_reserved_with_the_request_and_refunded(clock: VirtualClock) 
 
 def test_rate_limit_warning_logged_once_per_window(clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
     """Crossing 80% logs one [RATE_LIMIT_WARNING] per window, not one per request."""
-    lim = limiter(MemoryStore(), clock, "10/10s", **{})
+    lim = limiter(MemoryStore(), clock, "10/10s")
     caplog.set_level(logging.WARNING, logger="headroom.metrics")
 
     async def main() -> None:

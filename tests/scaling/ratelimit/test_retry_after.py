@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from scaling.retry_after import parse_duration, parse_retry_after, retry_after_from_headers
 
-NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -55,7 +55,7 @@ def test_retry_after_ms_wins_over_seconds() -> None:
 @given(st.integers(min_value=0, max_value=10**6))
 def test_http_date_round_trip(delay: int) -> None:
     """Any delay written as an HTTP-date reads back as the same delay."""
-    when = datetime.fromtimestamp(NOW + delay, tz=timezone.utc)
+    when = datetime.fromtimestamp(NOW + delay, tz=UTC)
     assert parse_retry_after(format_datetime(when, usegmt=True), now=NOW) == pytest.approx(delay)
 
 

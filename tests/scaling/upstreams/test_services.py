@@ -47,7 +47,7 @@ def test_real_api_without_a_key_is_a_clear_error_on_use(clock: VirtualClock) -> 
     """Pointing OpenAI at its real API with no key names the missing variable when the client is used."""
     s = build({"HEADROOM_OPENAI_REAL": "1"}, clock)
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY not set"):
-        s.openai  # noqa: B018
+        s.openai  # noqa: B018 - the property access is what raises
     assert s.lastfm is not None  # the others still point at the sandbox
 
 

@@ -5,8 +5,8 @@
 Each mode gets a fresh in-process sandbox (Spotify's documented limits) and fresh
 `Services` on a memory store, under a virtual clock: "simulated s" is how long the
 lookups take at the app's Spotify limit (120/60 s, paced by the limiter), "wall s"
-what the run cost this machine (mostly the simulator building album JSON). Upstream calls are counted by the sandbox (the
-token call included). The upstream app fetched albums one at a time in parallel
+what the run cost this machine (mostly the simulator building album JSON). Upstream
+calls are counted by the sandbox (the token call included). The upstream app fetched albums one at a time in parallel
 (reference §6); the plan expected ~90% fewer calls from the batch endpoint.
 """
 

@@ -70,8 +70,8 @@ def main() -> int:
     users = [int(x) for x in args.users.split(",")]
     shares = [float(x) for x in args.active.split(",")]
     start = time.perf_counter()
-    print(f"{'users':>6} {'active':>6} | {'headroom worst':>14} {'max run s':>9} {'429s':>4} {'runs w/ active skipped':>22}"
-          f" | {'upstream worst':>14} {'max run s':>9} {'429s':>4}")
+    print(f"{'users':>6} {'active':>6} | {'headroom worst':>14} {'max run s':>9} {'429s':>4}"
+          f" {'runs w/ active skipped':>22} | {'upstream worst':>14} {'max run s':>9} {'429s':>4}")
     for n in users:
         for a in shares:
             h = one(n, a, args.hours, "headroom")

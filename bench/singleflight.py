@@ -99,7 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stores = {"sqlite": f"sqlite:///{tmp}/state.db", "postgresql": PG, "redis": REDIS}
-        print(f"{args.procs} processes x {args.per_proc} concurrent misses of one key; fetch takes {args.fetch_ms:.0f} ms")
+        print(f"{args.procs} processes x {args.per_proc} concurrent misses of one key; "
+              f"fetch takes {args.fetch_ms:.0f} ms")
         print(f"{'store':11} {'mode':28} {'upstream calls':>14} {'lag p50 ms':>10} {'p99 ms':>7} {'max ms':>7}")
         for name, url in stores.items():
             for sf, label in ((False, "read, fetch, write (upstream)"), (True, "single-flight (Cache)")):

@@ -220,7 +220,8 @@ def _db_share(ev: Evidence) -> list[Reading]:
     size = _latest_db_bytes(ev)
     if size is None:
         return []
-    return [Reading("app_db", size / ev.db_limit_bytes, f"{size / 1024**3:.2f} GB of {ev.db_limit_bytes / 1024**3:g} GB")]
+    text = f"{size / 1024**3:.2f} GB of {ev.db_limit_bytes / 1024**3:g} GB"
+    return [Reading("app_db", size / ev.db_limit_bytes, text)]
 
 
 def _db_forecast(ev: Evidence) -> list[Reading]:
@@ -326,7 +327,7 @@ def evaluate(rules: Iterable[Rule], ev: Evidence, *, writer: MetricsWriter, stor
                 _forget(store, rule, subject)
             fired.append(tag)
             log.warning("alert firing: %s: %s", tag, rule.describe(reading))
-        for (name, subject), (alert_id, value) in firing.items():
+        for (name, subject), (alert_id, _value) in firing.items():
             if name == rule.name and subject not in readings:
                 _resolve(writer.engine, alert_id, now=ev.now, value=None)  # the subject has no data any more
                 resolved.append(f"{name}/{subject}")

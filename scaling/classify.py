@@ -104,9 +104,8 @@ def _lastfm_error(status: int, body: dict[str, Any], retry_after: float | None) 
 
 
 def _error_obj(body: Any) -> dict[str, Any]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def _error_code(body: Any) -> str | None:

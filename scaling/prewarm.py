@@ -71,7 +71,7 @@ class Listen:
     @classmethod
     def from_json(cls, raw: bytes) -> Listen:
         data = json.loads(raw)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
 _LISTEN_FIELDS = tuple(Listen.__dataclass_fields__)

@@ -7,6 +7,10 @@ caller (`scaling.appdb.migrate.run_upgrade`) opens the connection and passes it 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import MetaData
 
 
@@ -18,9 +22,10 @@ def run(metadata: MetaData, version_table: str) -> None:
     connection = config.attributes["connection"]
     applied: list[str] = config.attributes.setdefault("applied", [])
 
-    def record(*, ctx: object, step: object, heads: object, run_args: object) -> None:
-        if getattr(step, "is_upgrade", False):
-            applied.append(step.up_revision_id)  # type: ignore[attr-defined]
+    def record(ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any],
+               run_args: Mapping[str, Any]) -> None:
+        if step.is_upgrade and step.up_revision_id is not None:
+            applied.append(step.up_revision_id)
 
     context.configure(
         connection=connection,

@@ -37,7 +37,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Engine, Select, Table, and_, delete, func, inspect, literal_column, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Delete,
+    Engine,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    inspect,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 
 from scaling.appdb.engine import backend_name, translate_errors
@@ -251,10 +264,10 @@ def _delete_batch(engine: Engine, table: Table, condition: ColumnElement[bool], 
     batch: the subquery and the delete run in one statement, so nothing else is at risk.
     """
     if backend_name(engine) == "postgresql":
-        ctid = literal_column("ctid")
+        ctid: ColumnClause[Any] = literal_column("ctid")
         return delete(table).where(ctid == func.any(_ArrayOf(select(ctid).select_from(table).where(condition)
                                                                .limit(limit))))
-    rowid = literal_column("rowid")
+    rowid: ColumnClause[Any] = literal_column("rowid")
     return delete(table).where(rowid.in_(select(rowid).select_from(table).where(condition).limit(limit)))
 
 

@@ -139,7 +139,8 @@ def fill_demo_data(engine: Engine, *, users: int, now: float, seed: int = 0, day
         # PostgreSQL checks a foreign key per row with a row lock on the parent, which
         # dominates a bulk load; like pg_restore, add the keys back after the data (one
         # validating join each). The transaction makes this invisible to other sessions.
-        foreign_keys = [fk for t in tables for fk in t.foreign_key_constraints] if conn.dialect.name == "postgresql" else []
+        postgres = conn.dialect.name == "postgresql"
+        foreign_keys = [fk for t in tables for fk in t.foreign_key_constraints] if postgres else []
         for fk in foreign_keys:
             conn.execute(DropConstraint(fk))
         for table in tables:
@@ -328,5 +329,5 @@ def _d1_second(second: int) -> str:
 
 def _iso(epoch: float) -> str:
     """JavaScript's ``Date.prototype.toISOString()``."""
-    ms = int(round(epoch * 1000))
+    ms = round(epoch * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"

@@ -50,9 +50,10 @@ def display_url(url: str | URL) -> str:
     """The URL with any password replaced by ``***``, safe to print or log."""
     if isinstance(url, str):
         try:
-            url = make_url(url)
+            parsed = make_url(url)
         except exc.ArgumentError:
             return _hide_password(url)
+        return parsed.render_as_string(hide_password=True)
     return url.render_as_string(hide_password=True)
 
 

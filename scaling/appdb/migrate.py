@@ -97,7 +97,8 @@ def run_upgrade(url: str, *, script_location: str, version_table: str, what: str
                 cfg = Config()
                 cfg.set_main_option("script_location", script_location)
                 cfg.attributes["connection"] = conn
-                cfg.attributes["applied"] = applied = []
+                applied: list[str] = []
+                cfg.attributes["applied"] = applied
                 command.upgrade(cfg, "head")
                 conn.commit()
                 return list(applied)

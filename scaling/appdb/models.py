@@ -146,7 +146,7 @@ class ApiUsageLog(Base):
     created_at: Mapped[str | None] = mapped_column(Text, server_default=utc_now_text())
 
     # D1's AUTOINCREMENT: ids are never reused after a delete. Indexes are below the classes.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - read once by SQLAlchemy at class creation
 
 
 # Upstream's descending indexes need the mapped columns, so they follow the classes.

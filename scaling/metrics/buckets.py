@@ -93,4 +93,4 @@ def choose_bucket(since: float, until: float, *, max_points: int = MAX_POINTS, m
         if width >= minimum and points(since, until, width) <= max_points:
             return width
     # Ranges beyond ~160 years: fall back to whatever width fits.
-    return int(math.ceil((until - since) / (max_points - 1) / DAY)) * DAY
+    return math.ceil((until - since) / (max_points - 1) / DAY) * DAY

@@ -97,7 +97,8 @@ def _cycle(t: np.ndarray) -> np.ndarray:
 
 
 def _frame_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return df.to_dict("records")
+    rows: list[dict[str, Any]] = df.to_dict("records")
+    return rows
 
 
 class _Writer:
@@ -309,8 +310,8 @@ def _gauges(out: _Writer, rng: np.random.Generator, start: float, end: float, u0
     stats = []
     all_rows = np.zeros(t.size)
     all_bytes = np.zeros(t.size)
-    for name, n in rows.items():
-        n = np.round(n).astype(np.int64)
+    for name, estimate in rows.items():
+        n = np.round(estimate).astype(np.int64)
         size = n * _ROW_BYTES[name] * 1.3  # index overhead
         all_rows += n
         all_bytes += size

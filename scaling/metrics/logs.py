@@ -115,6 +115,7 @@ def log_cache_stats(stats: Iterable[Any]) -> str:
     families = {}
     for s in stats:
         looked = s.hits + s.misses
-        families[s.family] = {"hits": s.hits, "misses": s.misses, "hitRatio": round(s.hits / looked, 4) if looked else None,
+        families[s.family] = {"hits": s.hits, "misses": s.misses,
+                              "hitRatio": round(s.hits / looked, 4) if looked else None,
                               "keys": s.keys, "bytes": s.bytes, "evictions": s.evictions}
     return log_metrics("CACHE_METRICS", {"families": families})

@@ -118,12 +118,12 @@ class MetricsDbCollector(Collector):
                     & (t.c.scheduled_at == newest.c.at))):
                 last.add_metric([r.job, r.source], float(r.duration_s or 0.0))
                 late.add_metric([r.job, r.source], float(r.lateness_s or 0.0))
-            for r in conn.execute(select(t.c.job, t.c.source, func.max(t.c.scheduled_at).label("at"))
-                                  .where(t.c.outcome == "ok").group_by(t.c.job, t.c.source)):
-                ok_at.add_metric([r.job, r.source], float(r.at))
-            for r in conn.execute(select(t.c.job, t.c.source, t.c.outcome, func.count().label("n"))
-                                  .group_by(t.c.job, t.c.source, t.c.outcome)):
-                runs.add_metric([r.job, r.source, r.outcome], float(r.n))
+            for ok in conn.execute(select(t.c.job, t.c.source, func.max(t.c.scheduled_at).label("at"))
+                                   .where(t.c.outcome == "ok").group_by(t.c.job, t.c.source)):
+                ok_at.add_metric([ok.job, ok.source], float(ok.at))
+            for count in conn.execute(select(t.c.job, t.c.source, t.c.outcome, func.count().label("n"))
+                                      .group_by(t.c.job, t.c.source, t.c.outcome)):
+                runs.add_metric([count.job, count.source, count.outcome], float(count.n))
         yield from (last, late, ok_at, runs)
 
     def _db(self) -> Iterator[Any]:
@@ -169,7 +169,8 @@ class MetricsDbCollector(Collector):
         users = GaugeMetricFamily("headroom_users", "App users (latest count)", labels=["kind"])
         counts = q.latest_user_counts(self.engine)
         if counts is not None:
-            for kind, value in (("total", counts.total), ("with_lastfm", counts.with_lastfm), ("active", counts.active)):
+            kinds = (("total", counts.total), ("with_lastfm", counts.with_lastfm), ("active", counts.active))
+            for kind, value in kinds:
                 users.add_metric([kind], float(value))
         firing = GaugeMetricFamily("headroom_alerts_firing", "Alerts currently firing",
                                    labels=["rule", "subject", "severity"])

@@ -8,12 +8,11 @@ site with one line naming the field, not later inside a batch insert.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "AiUsage", "AlertEvent", "CacheStats", "HeadroomSample", "JobRun", "MetricRecord", "TableStats", "UserCounts",
@@ -25,15 +24,26 @@ DEFAULT_SOURCE = "collectors"
 FINISHED_OUTCOMES: tuple[str, ...] = ("ok", "failed", "timed_out", "skipped")
 
 
-@functools.cache
-def _field_names(kind: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(kind))
+# Text fields that name something: empty text there is a bug, not a value.
+_NAMES = frozenset({"upstream", "job", "family", "provider", "model", "task", "table_name", "rule",
+                    "severity", "source", "event_type", "outcome"})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(kind: type) -> tuple[str, ...]:
+    """A record type's field names, worked out once per type (rows are built on the hot path)."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
 
 
 def _check(record: object) -> None:
     """Names must be non-empty text; numbers finite and not negative (except where noted)."""
     kind = type(record).__name__
-    for name in _field_names(type(record)):
+    for name in field_names(type(record)):
         value = getattr(record, name)
         if value is None or isinstance(value, bool):
             continue
@@ -42,10 +52,8 @@ def _check(record: object) -> None:
                 raise ValueError(f"{kind}.{name} must be a finite number, got {value!r}")
             if value < 0:
                 raise ValueError(f"{kind}.{name} must not be negative, got {value!r}")
-        elif isinstance(value, str):
-            if name in ("upstream", "job", "family", "provider", "model", "task", "table_name", "rule",
-                          "severity", "source", "event_type", "outcome") and not value.strip():
-                raise ValueError(f"{kind}.{name} must not be empty")
+        elif isinstance(value, str) and name in _NAMES and not value.strip():
+            raise ValueError(f"{kind}.{name} must not be empty")
 
 
 def report_json(report: Mapping[str, Any] | str | None) -> str | None:
@@ -221,4 +229,4 @@ class WorkerEvent:
         _check(self)
 
 
-MetricRecord = Union[HeadroomSample, TableStats, CacheStats, AiUsage, UserCounts, WorkerEvent]
+MetricRecord = HeadroomSample | TableStats | CacheStats | AiUsage | UserCounts | WorkerEvent

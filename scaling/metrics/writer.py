@@ -12,10 +12,9 @@ slot exactly one of them gets True and runs the job.
 
 from __future__ import annotations
 
-import functools
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine, insert, literal, select, update
@@ -36,6 +35,7 @@ from scaling.metrics.records import (
     TableStats,
     UserCounts,
     WorkerEvent,
+    field_names,
     report_json,
 )
 
@@ -91,7 +91,8 @@ class MetricsWriter:
         for rec in records:
             table = _TABLES.get(type(rec))
             if table is None:
-                raise TypeError(f"not a metric record: {type(rec).__name__} (job runs and alerts have their own methods)")
+                raise TypeError(f"not a metric record: {type(rec).__name__} "
+                                "(job runs and alerts have their own methods)")
             by_table.setdefault(table, []).append(_row(rec, now))
             kept.append(rec)
         if not kept:
@@ -169,7 +170,8 @@ class MetricsWriter:
             if done and self.log_lines:
                 duration = conn.execute(select(t.c.duration_s).where(
                     t.c.job == job, t.c.scheduled_at == _slot(scheduled_at), t.c.source == source)).scalar()
-                logs.log_metrics("METRICS", {"job": job, "outcome": outcome, "durationMs": round((duration or 0) * 1000),
+                logs.log_metrics("METRICS", {"job": job, "outcome": outcome,
+                                             "durationMs": round((duration or 0) * 1000),
                                              "scheduledAt": _slot(scheduled_at), "error": _error(error),
                                              **(report if isinstance(report, Mapping) else {})})
         return done
@@ -250,14 +252,9 @@ class MetricsWriter:
             logs.log_rate_limit_warning(sample, now=now)
 
 
-@functools.cache
-def _names(kind: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(kind))
-
-
 def _row(rec: MetricRecord, now: float) -> dict[str, Any]:
     # A shallow copy: dataclasses.asdict deep-copies every value and was 80% of a bulk insert.
-    row = {name: getattr(rec, name) for name in _names(type(rec))}
+    row = {name: getattr(rec, name) for name in field_names(type(rec))}
     if row.get("ts") is None:
         row["ts"] = now
     if isinstance(rec, HeadroomSample):

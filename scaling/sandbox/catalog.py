@@ -293,7 +293,8 @@ _FIELD_RE = re.compile(r'(\w+):(?:"([^"]*)"|(\S+))')
 
 
 def _parse_query(query: str) -> tuple[dict[str, str], list[str]]:
-    fields = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _FIELD_RE.finditer(query)}
+    fields = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+              for m in _FIELD_RE.finditer(query)}
     rest = _FIELD_RE.sub(" ", query)
     return fields, [w.lower() for w in rest.split() if w]
 

@@ -82,8 +82,9 @@ class Faults:
             raise ConfigurationError(f"timeout_s: expected seconds >= 0, got {self.timeout_s}", variable="timeout_s")
         bad = [k for k in self.malformed_kinds if k not in MALFORMED_KINDS]
         if bad or not self.malformed_kinds:
-            raise ConfigurationError(f"malformed_kinds: expected some of {', '.join(MALFORMED_KINDS)}, got {bad or '()'}",
-                                     variable="malformed_kinds")
+            raise ConfigurationError(
+                f"malformed_kinds: expected some of {', '.join(MALFORMED_KINDS)}, got {bad or '()'}",
+                variable="malformed_kinds")
 
 
 @dataclass(frozen=True, slots=True)

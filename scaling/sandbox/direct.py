@@ -84,4 +84,5 @@ async def send_direct(sandbox: Sandbox, router: Router, request: httpx.Request, 
         return {"type": "http.request", "body": body, "more_body": False}
 
     response = await sandbox.serve(ep, Request(scope, receive))
-    return httpx.Response(response.status_code, headers=response.raw_headers, content=response.body)
+    content = response.body if isinstance(response.body, bytes) else bytes(response.body)
+    return httpx.Response(response.status_code, headers=response.raw_headers, content=content)

@@ -93,8 +93,8 @@ def corrupt(body: Any, encoded: bytes, kind: str, pick: float) -> tuple[bytes, s
         cut = max(1, min(len(encoded) - 1, int(len(encoded) * (0.2 + 0.6 * pick))))
         return encoded[:cut], "application/json"
     if kind == "content_type":
-        return (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
-                b"<body>Checking your browser before accessing the API.</body></html>", "text/html; charset=utf-8")
+        return ((b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+                 b"<body>Checking your browser before accessing the API.</body></html>"), "text/html; charset=utf-8")
     return json.dumps(_drop_field(body, pick), separators=(",", ":")).encode(), "application/json"
 
 

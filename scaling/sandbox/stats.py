@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["EndpointStats", "Outcome", "SandboxStats", "Served", "StatsRecorder"]
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """How one answer is counted."""
 
     OK = "ok"

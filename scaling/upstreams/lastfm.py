@@ -58,10 +58,10 @@ def parse_recent_tracks(body: Any) -> RecentTracks:
         MalformedResponse: naming the first field that is not as documented.
     """
     root = Body(body, upstream="lastfm", endpoint="user.getrecenttracks").obj("recenttracks")
-    if root.has("track") and isinstance(root.data["track"], dict):  # one track: an object, not a list
-        tracks = [root.obj("track")]
-    else:
-        tracks = root.items("track")  # always present (maybe empty): missing is not "no scrobbles"
+    # One track comes as an object, not a list; "track" is always present (maybe empty):
+    # missing is not "no scrobbles".
+    one = root.has("track") and isinstance(root.data["track"], dict)
+    tracks = [root.obj("track")] if one else root.items("track")
     attr = root.obj("@attr")
     return RecentTracks(user=attr.text("user"), tracks=tuple(_track(t) for t in tracks),
                         page=attr.integer("page", numeric_string=True),

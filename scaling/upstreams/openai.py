@@ -10,7 +10,7 @@ Requests follow the app's: ``store: false``, instructions, ``max_output_tokens``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scaling.ai_costs import CostTracker, TokenUsage
@@ -28,7 +28,7 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 4 + 8
 
 
-def _usage(b: Body, parse: Any, *, web_search_calls: int = 0) -> TokenUsage:
+def _usage(b: Body, parse: Callable[..., TokenUsage], *, web_search_calls: int = 0) -> TokenUsage:
     usage = b.obj("usage")
     try:
         return parse(usage.data, web_search_calls=web_search_calls)

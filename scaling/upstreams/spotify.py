@@ -77,7 +77,8 @@ def _search_item(b: Body, kind: str) -> SearchItem:
     urls = b.opt_obj("external_urls")
     album = b.opt_obj("album") if kind == "track" else None
     return SearchItem(
-        id=b.text("id"), name=b.text("name"), type=b.text("type", kind), url=urls.text("spotify", None) if urls else None,
+        id=b.text("id"), name=b.text("name"), type=b.text("type", kind),
+        url=urls.text("spotify", None) if urls else None,
         artists=_artists(b) if b.has("artists") else (), images=_images(album or b),
         album_type=b.text("album_type", None), release_date=(album or b).text("release_date", None),
         total_tracks=b.integer("total_tracks", None))
@@ -152,12 +153,12 @@ class SpotifyClient:
             value = await self.cache.get_or_fetch("spotify:token", self.app, self._new_token)
         else:
             value = (await self._new_token()).value
-        token, expires_at = value["access_token"], float(value["expires_at"])
+        token, expires_at = str(value["access_token"]), float(value["expires_at"])
         if now >= expires_at - TOKEN_MARGIN_S:  # a shared copy about to expire: replace it
             if self.cache is not None:
                 self.cache.delete("spotify:token", self.app)
             value = (await self._new_token()).value
-            token, expires_at = value["access_token"], float(value["expires_at"])
+            token, expires_at = str(value["access_token"]), float(value["expires_at"])
         self._token = (token, expires_at)
         return token
 

@@ -36,7 +36,8 @@ def _alerts(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(m.ALERT_EVENTS).order_by(m.ALERT_EVENTS.c.id))]
 
 
-def _tick(writer: MetricsWriter, store: StateStore, clock: VirtualClock, rules: list[Rule], **kw: Any) -> dict[str, Any]:
+def _tick(writer: MetricsWriter, store: StateStore, clock: VirtualClock, rules: list[Rule],
+          **kw: Any) -> dict[str, Any]:
     return evaluate(rules, _ev(writer.engine, clock, **kw), writer=writer, store=store)
 
 
@@ -45,7 +46,7 @@ def test_rate_limit_usage_fires_only_after_its_hold_time(engine: Engine, writer:
     """Usage over 80% must last 5 minutes: pending at 0-4 min, firing at 5, one episode throughout."""
     rules = _rules("rate_limit_usage")
     states = []
-    for minute in range(8):
+    for _minute in range(8):
         writer.record_headroom([HeadroomSample("spotify", used=100, limit=120, ts=clock.now()),
                                 HeadroomSample("lastfm", used=1, limit=4, ts=clock.now())])
         out = _tick(writer, store, clock, rules)

@@ -25,7 +25,7 @@ def d1(epoch: float) -> str:
 
 
 def iso(epoch: float) -> str:
-    ms = int(round(epoch * 1000))
+    ms = round(epoch * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
@@ -87,7 +87,7 @@ def test_old_rows_of_every_table_go_and_rows_inside_retention_stay(engine: Engin
         rows, keep[table] = boundary_rows(cutoffs[table])
         add(engine, rows)
     rows, kept = boundary_rows(cutoffs["api_usage_log"])
-    numbered = {n: v for n, v in enumerate(rows.values(), start=1)}
+    numbered = dict(enumerate(rows.values(), start=1))
     add_usage(engine, numbered)
     keep["api_usage_log"] = {n for n, k in zip(numbered, rows) if k in kept}
 
@@ -139,7 +139,8 @@ def test_values_that_are_not_timestamps_are_never_deleted(engine: Engine) -> Non
 def test_crash_mid_run_then_rerun_leaves_exactly_the_right_rows(engine: Engine, crash_after: int,
                                                                  committed: int) -> None:
     """A failure after some committed batches keeps them; a rerun finishes and never touches kept rows."""
-    add_sessions(engine, {f"old{i}": iso(NOW - 3600 - i) for i in range(12)} | {f"live{i}": iso(NOW + 60) for i in range(3)})
+    add_sessions(engine, {f"old{i}": iso(NOW - 3600 - i) for i in range(12)}
+                 | {f"live{i}": iso(NOW + 60) for i in range(3)})
     add_searches(engine, {f"old{i}": d1(NOW - 100 * DAY - i) for i in range(25)} | {"new": d1(NOW - DAY)})
     add_usage(engine, {i: d1(NOW - 31 * DAY - i) for i in range(1, 96)} | {i: d1(NOW - DAY) for i in range(96, 116)})
     seen: list[BatchInfo] = []

@@ -87,7 +87,8 @@ def test_deleting_a_user_cascades_to_sessions_and_keys(engine: Engine) -> None:
         conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
         conn.execute(text("INSERT INTO sessions (id, user_id, token_hash, expires_at) "
                           "VALUES ('s1', 'u1', 'h1', '2026-02-01T00:00:00.000Z')"))
-        conn.execute(text("INSERT INTO api_keys (id, user_id, key_hash, key_prefix) VALUES ('k1', 'u1', 'kh', 'ltm_abcd')"))
+        conn.execute(text("INSERT INTO api_keys (id, user_id, key_hash, key_prefix) "
+                          "VALUES ('k1', 'u1', 'kh', 'ltm_abcd')"))
         conn.execute(text("INSERT INTO api_usage_log (api_key_id, endpoint) VALUES ('k1', '/api/v1/album')"))
         conn.execute(text("DELETE FROM users WHERE id = 'u1'"))
         left = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in ("sessions", "api_keys")]

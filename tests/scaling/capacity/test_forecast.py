@@ -300,4 +300,5 @@ def test_streaky_residuals_widen_the_band() -> None:
     assert curve.inflation > 10 and noise.inflation < 2
     plain = Trend(**{**{f: getattr(curve, f) for f in curve.__dataclass_fields__}, "inflation": 1.0})
     later = NOW + 30 * DAY
-    assert curve.predict(later).high - curve.predict(later).low > 2 * (plain.predict(later).high - plain.predict(later).low)
+    wide, narrow = curve.predict(later), plain.predict(later)
+    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)

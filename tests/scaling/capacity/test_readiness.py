@@ -187,7 +187,7 @@ def test_littles_law_respects_the_lastfm_rate() -> None:
     assert model.max_polled(15.0) == 60
 
 
-# --- monitoring (2.3) --------------------------------------------------------------------------------------------------
+# --- monitoring (2.3) -------------------------------------------------------------------------------------------------
 
 def test_monitoring_rule() -> None:
     """Fresh samples, evaluated alerts and a webhook are ready; each gap lowers it; no samples is unknown."""
@@ -200,7 +200,7 @@ def test_monitoring_rule() -> None:
     assert _status("2.3", replace(e, headroom_age_s=None)) is Status.UNKNOWN
 
 
-# --- phase 3 ---------------------------------------------------------------------------------------------------------------
+# --- phase 3 ----------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("calls", "status"), [(576, Status.READY), (864, Status.READY), (865, Status.AT_RISK),
                                                (5999, Status.AT_RISK), (6000, Status.NOT_READY)])
@@ -236,7 +236,7 @@ def test_cache_rule_staleness_and_absence() -> None:
     assert _status("3.3", replace(_ready(), cache_age_s=None)) is Status.UNKNOWN
 
 
-# --- phase 4 ----------------------------------------------------------------------------------------------------------------
+# --- phase 4 ----------------------------------------------------------------------------------------------------------
 
 def test_breaker_rule() -> None:
     """Opened and closed again is ready; open over 30 min at risk; no events unknown."""
@@ -270,7 +270,7 @@ def test_cost_rule_needs_budgets_and_fresh_usage() -> None:
     assert "openai $10.00 of $50 (projected $30.00)" in item.evidence
 
 
-# --- assess -------------------------------------------------------------------------------------------------------------------
+# --- assess -----------------------------------------------------------------------------------------------------------
 
 def test_required_phase_now_and_at_the_forecast() -> None:
     """120 users require phase 2, a forecast of 600 phase 3; the score covers phases 1–2 and the cron projection."""
@@ -281,8 +281,8 @@ def test_required_phase_now_and_at_the_forecast() -> None:
     assert [p.required_forecast for p in r.phases] == [True, True, True, False]
     # 2.1 not ready (0) and 2.2 at risk (½: 450 users polled at 600 take 112 s at Last.fm's 4/s) of six items.
     assert r.readiness_pct == 75.0
-    assert r.warnings == ("100 users passed (Implement Phase 2 (Scaling Infrastructure)): "
-                          "Phase 2 still has 2.1 not ready, 2.2 at risk",)
+    assert r.warnings == (("100 users passed (Implement Phase 2 (Scaling Infrastructure)): "
+                           "Phase 2 still has 2.1 not ready, 2.2 at risk"),)
 
 
 def test_must_complete_warning_comes_first_once_per_phase() -> None:

@@ -14,8 +14,8 @@ from tests.scaling.capacity.conftest import NOW, fill
 AT = "2026-01-02T12:00"  # NOW
 
 
-def test_prints_phase_items_and_next_trigger(writer: MetricsWriter, metrics_url: str,
-                                             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prints_phase_items_and_next_trigger(writer: MetricsWriter, metrics_url: str, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     """On a filled DB: required phase, each item with its evidence, and the next trigger's forecast date; exit 0."""
     fill(writer)
     monkeypatch.setenv("HEADROOM_METRICS_DB_URL", metrics_url)
@@ -23,7 +23,8 @@ def test_prints_phase_items_and_next_trigger(writer: MetricsWriter, metrics_url:
     out = capsys.readouterr().out
     assert "Required phase: 2 now" in out
     assert "Next trigger: 150 users (Must complete Phase 2 (cron timeout risk)) forecast 2026-01-18" in out
-    assert "1.3 Database cleanup & indexes   AT RISK    cleanup: last successful run 30 min ago, 3,204 rows deleted" in out
+    assert ("1.3 Database cleanup & indexes   AT RISK    cleanup: last successful run 30 min ago, "
+            "3,204 rows deleted") in out
     assert "2.1 Last.fm rate limiting        NOT READY  Last.fm limiter: 1 upstream 429s in 7 days" in out
 
 

@@ -34,7 +34,8 @@ def price(provider: str, model: str) -> ModelPrice:
 
 
 def test_chat_cached_tokens_are_a_subset_of_prompt_and_not_billed_twice() -> None:
-    """gpt-5.2: 200k uncached x $1.75 + 800k cached x $0.175 + 200k output x $14 = $3.29 (LiteLLM #6215 billed $4.69+)."""
+    """gpt-5.2: 200k uncached x $1.75 + 800k cached x $0.175 + 200k output x $14 = $3.29 (LiteLLM #6215 billed
+    $4.69+)."""
     usage = TokenUsage.from_openai_chat(CHAT_USAGE)
     assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_tokens) == \
         (1_000_000, 800_000, 200_000, 150_000)

@@ -12,7 +12,8 @@ from tests.scaling.ingest.conftest import DUMP
 TRICKY = (b"PRAGMA defer_foreign_keys=TRUE;\n"
           b"INSERT INTO \"t\" VALUES('a;b','it''s',\"x;y\");  -- a comment; with a semicolon\n"
           b"/* block; comment */ INSERT INTO t VALUES(1);\n"
-          b"/* the trigger */ CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET a = 1;\n  DELETE FROM u;\nEND;\n"
+          b"/* the trigger */ CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n"
+          b"  UPDATE t SET a = 1;\n  DELETE FROM u;\nEND;\n"
           b"INSERT INTO [odd;name] VALUES('\xc3\xb3;');\n"
           b"INSERT INTO t VALUES('unterminated")
 

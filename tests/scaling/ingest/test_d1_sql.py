@@ -8,7 +8,8 @@ from scaling.ingest.d1_sql import DumpSyntaxError, parse_statement
 
 
 def test_sqlite_literals_become_python_values() -> None:
-    """Strings, doubled quotes, blobs, NULL, signed and real numbers, and .dump's replace()/char()/unistr() read exactly."""
+    """Strings, doubled quotes, blobs, NULL, signed and real numbers, and .dump's replace()/char()/unistr() read
+    exactly."""
     stmt = parse_statement(
         "INSERT INTO \"main\".\"users\"(\"id\",[b],`c`,d,e,f,g,h,i,j) VALUES('O''Brien',X'00ff',NULL,-42,+1.5e3,"
         "0x1F,replace('a\\nb','\\n',char(10)),char(72,105),unistr('caf\\u00e9 \\\\'),TRUE);")
@@ -26,9 +27,10 @@ def test_multi_row_inserts_and_conflict_clauses() -> None:
 
 @pytest.mark.parametrize(("sql", "kind", "table", "name"), [
     ("PRAGMA defer_foreign_keys=TRUE;", "PRAGMA", None, "defer_foreign_keys"),
-    ("CREATE TABLE IF NOT EXISTS \"users\" (id TEXT PRIMARY KEY, email TEXT UNIQUE, "
-     "CHECK (length(id) > 0), FOREIGN KEY (id) REFERENCES x(id));", "CREATE TABLE", "users", None),
-    ("CREATE UNIQUE INDEX idx_users_username ON users(username);", "CREATE UNIQUE INDEX", "users", "idx_users_username"),
+    (("CREATE TABLE IF NOT EXISTS \"users\" (id TEXT PRIMARY KEY, email TEXT UNIQUE, "
+      "CHECK (length(id) > 0), FOREIGN KEY (id) REFERENCES x(id));"), "CREATE TABLE", "users", None),
+    ("CREATE UNIQUE INDEX idx_users_username ON users(username);", "CREATE UNIQUE INDEX", "users",
+     "idx_users_username"),
     ("CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;", "CREATE TRIGGER", None, "tr"),
     ("DELETE FROM sessions WHERE 1;", "DELETE FROM", "sessions", None),
     ("DROP TABLE IF EXISTS searches;", "DROP TABLE", "searches", None),

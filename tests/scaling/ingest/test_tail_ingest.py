@@ -44,7 +44,8 @@ def rows(engine: Engine, table: Any) -> list[dict[str, Any]]:
 def test_a_capture_lands_in_the_metrics_tables_labelled_worker(metrics_engine: Engine) -> None:
     """Invocations, cron runs, 429s, user counts, table and cache stats are written with source 'worker'."""
     summary = ingest(metrics_engine, PRETTY.read_bytes())
-    assert (summary.events, summary.skipped, summary.cron_runs, summary.upstream_429, summary.warnings) == (7, 4, 3, 1, 1)
+    counts = (summary.events, summary.skipped, summary.cron_runs, summary.upstream_429, summary.warnings)
+    assert counts == (7, 4, 3, 1, 1)
     assert dict(summary.by_type) == {"scheduled": 3, "fetch": 3, "alarm": 1}
     events = rows(metrics_engine, m.WORKER_EVENTS)
     assert sorted(e["outcome"] for e in events) == ["exceededCpu", "exception", "ok", "ok", "ok", "ok",
@@ -210,4 +211,5 @@ def test_dropped_payload_values_are_mentioned(sqlite_metrics: Engine) -> None:
                       "logs": [{"message": ['[METRICS] {"userCount": -1}'], "timestamp": T0 * 1000}]}).encode()
     summary = ingest(sqlite_metrics, bad)
     assert summary.events == 1 and count(sqlite_metrics, m.USER_COUNTS) == 0
-    assert "1 payload values dropped (e.g. [METRICS] userCount must be a non-negative integer, got -1)" in summary.text()
+    assert ("1 payload values dropped (e.g. [METRICS] userCount must be a non-negative integer, got -1)"
+            in summary.text())

@@ -30,7 +30,8 @@ def event(n: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_pretty_capture_yields_each_event_and_skips_the_damage_with_positions() -> None:
-    """wrangler's multi-line output decodes event by event; banner, broken event, stray text and cut-off end are skipped."""
+    """wrangler's multi-line output decodes event by event; banner, broken event, stray text and cut-off end are
+    skipped."""
     events, skipped = read_all(PRETTY.read_bytes())
     assert [e.line for e in events] == [3, 46, 107, 131, 150, 163, 184]
     assert [e.data["outcome"] for e in events] == ["ok", "ok", "exception", "responseStreamDisconnected", "ok",

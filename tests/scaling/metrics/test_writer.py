@@ -37,8 +37,9 @@ def _rows(engine: Engine, table: object) -> list[dict[str, object]]:
 def test_headroom_sample_round_trips_with_clock_timestamp(engine: Engine, writer: MetricsWriter,
                                                           clock: VirtualClock) -> None:
     """A sample without ts is stamped by the clock; utilisation and remaining are derived."""
-    assert writer.record_headroom([HeadroomSample("spotify", used=90, limit=120, limiter_key="web",
-                                                  upstream_429=2, in_cooldown=True, cooldown_until=clock.now() + 30)]) == 1
+    sample = HeadroomSample("spotify", used=90, limit=120, limiter_key="web",
+                            upstream_429=2, in_cooldown=True, cooldown_until=clock.now() + 30)
+    assert writer.record_headroom([sample]) == 1
     [row] = _rows(engine, m.HEADROOM_SAMPLES)
     assert row["ts"] == clock.now() and row["source"] == "collectors"
     assert row["utilisation"] == pytest.approx(0.75) and row["remaining"] == 30

@@ -74,7 +74,7 @@ def test_reasoning_can_eat_the_whole_output_budget(clock: VirtualClock, sandbox:
 def test_a_repeated_long_prompt_gets_cached_tokens(clock: VirtualClock, sandbox: Sandbox) -> None:
     """A prompt of 1024+ tokens seen before is billed with cached tokens in 128-token steps; short prompts never."""
     long = {**CHAT, "messages": [{"role": "user", "content": "lyrics " * 1000}]}
-    first, second, short1, short2 = _post(clock, sandbox, "/v1/chat/completions", long, long, CHAT, CHAT)
+    first, second, _short1, short2 = _post(clock, sandbox, "/v1/chat/completions", long, long, CHAT, CHAT)
     assert first.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
     prompt = second.json()["usage"]["prompt_tokens"]
     cached = second.json()["usage"]["prompt_tokens_details"]["cached_tokens"]

@@ -198,7 +198,8 @@ def test_window_rolls_rather_than_resetting(clock: VirtualClock, sandbox: Sandbo
 
 
 def test_calling_through_a_cooldown_escalates_the_ban(clock: VirtualClock) -> None:
-    """Each call made before Retry-After elapses doubles what is left of the ban, up to the cap; other apps are unaffected."""
+    """Each call made before Retry-After elapses doubles what is left of the ban, up to the cap; other apps are
+    unaffected."""
     config = SandboxConfig().with_upstream("spotify", requests=RateSpec(2, 30.0), ban_cap_s=100.0)
     sandbox = Sandbox(config, clock)
 

@@ -10,7 +10,8 @@ from scaling.settings import RateSpec
 
 
 def test_sliding_log_never_exceeds_the_limit_in_any_window() -> None:
-    """Random arrivals: every admitted time has at most L admissions in the W seconds before it, and refusals were full."""
+    """Random arrivals: every admitted time has at most L admissions in the W seconds before it, and refusals were
+    full."""
     spec = RateSpec(7, 3.0)
     log = SlidingLog(spec)
     rng = random.Random(4)

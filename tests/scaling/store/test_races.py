@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 
 import pytest
@@ -76,6 +77,6 @@ def test_limiter_slots_are_unique_and_paced_across_processes(shared_store_url: s
     for p in procs:
         p.join(60)
     assert len(slots) == 800
-    gaps = [b - a for a, b in zip(slots, slots[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) == pytest.approx(0.1, abs=1e-5) and max(gaps) == pytest.approx(0.1, abs=1e-5)
     open_store(shared_store_url, namespace).clear()

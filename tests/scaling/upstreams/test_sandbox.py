@@ -40,7 +40,7 @@ def on_sandbox(clock: VirtualClock, fn: Callable[[Services, Sandbox], Any], conf
 def test_spotify_album_batch_and_search(clock: VirtualClock) -> None:
     """Token, single album, a 25-id batch (2 requests, nulls for unknown ids) and search all parse."""
     async def go(s: Services, sb: Sandbox) -> tuple[Any, ...]:
-        ids = sb.catalog.ids[:23] + ["unknown1", "unknown2"]
+        ids = [*sb.catalog.ids[:23], "unknown1", "unknown2"]
         one = await s.spotify.album(ids[0])
         many = await s.spotify.albums(ids)
         page = await s.spotify.search(f'album:"{one.name}"', limit=3)  # type: ignore[union-attr]
@@ -54,7 +54,8 @@ def test_spotify_album_batch_and_search(clock: VirtualClock) -> None:
 
 
 def test_spotify_ban_becomes_throttled_without_hammering(clock: VirtualClock) -> None:
-    """Above the sandbox's Spotify window the 429's Retry-After sets the shared cooldown; calls past the budget fail fast."""
+    """Above the sandbox's Spotify window the 429's Retry-After sets the shared cooldown; calls past the budget fail
+    fast."""
     config = SandboxConfig().with_upstream("spotify", requests=RateSpec(5, 30.0))
 
     async def go(s: Services, sb: Sandbox) -> tuple[list[Any], Any]:
@@ -76,7 +77,7 @@ def test_lastfm_recent_tracks_now_playing_and_user_info(clock: VirtualClock) -> 
         playing = next(n for n in names if sb.population.find(n).playing(now) is not None)  # type: ignore[union-attr]
         recent = await s.lastfm.recent_tracks(playing, limit=1)
         info = await s.lastfm.user_info(playing)
-        with pytest.raises(PermanentError, match="Last.fm error 6"):
+        with pytest.raises(PermanentError, match=r"Last\.fm error 6"):
             await s.lastfm.recent_tracks("nobody-here")
         return playing, recent, info
 
@@ -86,7 +87,8 @@ def test_lastfm_recent_tracks_now_playing_and_user_info(clock: VirtualClock) -> 
 
 
 def test_lastfm_error_29_is_never_read_as_no_track(clock: VirtualClock) -> None:
-    """Above the sandbox's Last.fm limit, error 29 (under 200 or 429) is throttling: retried or raised, never "no track"."""
+    """Above the sandbox's Last.fm limit, error 29 (under 200 or 429) is throttling: retried or raised, never "no
+    track"."""
     async def go(s: Services, sb: Sandbox) -> tuple[list[Any], Any]:
         names = sb.population.names()[:40]
         got = await asyncio.gather(*(s.lastfm.recent_tracks(n) for n in names), return_exceptions=True)

@@ -101,7 +101,7 @@ def test_albums_are_fetched_twenty_ids_per_request_with_nulls_for_unknown(clock:
     got = run(clock, api, lambda s: s.spotify.albums([*ids, "id0"]))
     sizes = sorted(len(r.url.params["ids"].split(",")) for r in api.calls("/v1/albums"))
     assert sizes == [5, 20, 20]
-    assert [a.id if a else None for a in got] == ids[:43] + [None, None, "id0"]
+    assert [a.id if a else None for a in got] == [*ids[:43], None, None, "id0"]
 
 
 def test_albums_already_cached_are_not_requested_again(clock: VirtualClock) -> None:
@@ -130,7 +130,7 @@ def test_lost_batch_endpoint_falls_back_to_single_albums(clock: VirtualClock) ->
 def test_truncated_batch_is_malformed_not_misaligned(clock: VirtualClock) -> None:
     """A batch answer with fewer albums than ids is a MalformedResponse, never albums paired with wrong ids."""
     api = spotify_api().on("GET", "/v1/albums", {"albums": [album_json("c1")]})
-    with pytest.raises(MalformedResponse, match="spotify albums: .*1 albums for 2 ids"):
+    with pytest.raises(MalformedResponse, match=r"spotify albums: .*1 albums for 2 ids"):
         run(clock, api, lambda s: s.spotify.albums(["c1", "c2"]))
 
 
@@ -166,7 +166,8 @@ def test_error_answers_become_typed_errors(clock: VirtualClock, name: str, case:
 @pytest.mark.parametrize(("answer", "where"), [
     (httpx.Response(200, content=b'{"id": "4aawyAB9vmqN3uQ7FjRGTy", "name": "Glo'), "not JSON"),
     (httpx.Response(200, text="<!DOCTYPE html><html>Just a moment...</html>"), "not JSON"),
-    (httpx.Response(200, json={k: v for k, v in fixture("spotify_album").items() if k != "name"}), r"\$\.name is missing"),
+    (httpx.Response(200, json={k: v for k, v in fixture("spotify_album").items() if k != "name"}),
+     r"\$\.name is missing"),
     (httpx.Response(200, json={**fixture("spotify_album"), "total_tracks": "2"}), r"\$\.total_tracks is the string"),
     (httpx.Response(200, json={**fixture("spotify_album"), "artists": [{"id": "x"}]}), r"\$\.artists\[0\]\.name"),
 ])

@@ -22,10 +22,15 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from scaling.errors import ConfigurationError, StoreError
 from scaling.settings import Settings
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from collectors.scheduler import Collectors, Resources
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -134,7 +139,7 @@ def _migrate(url: str) -> None:
     run_upgrade(url, script_location=str(_SCRIPTS), version_table=VERSION_TABLE, what="migrate the metrics DB")
 
 
-def _once(collectors: Any, *, as_json: bool) -> int:
+def _once(collectors: Collectors, *, as_json: bool) -> int:
     outcomes = collectors.run_once()
     if as_json:
         print(json.dumps([{"job": o.job, "outcome": o.outcome, "duration_s": round(o.duration_s, 3),
@@ -145,7 +150,8 @@ def _once(collectors: Any, *, as_json: bool) -> int:
     return EXIT_FAILED if any(o.outcome in ("failed", "timed_out") for o in outcomes) else EXIT_OK
 
 
-def _forever(collectors: Any, settings: Settings, res: Any, stop: threading.Event, *, run_for: float | None) -> int:
+def _forever(collectors: Collectors, settings: Settings, res: Resources, stop: threading.Event, *,
+             run_for: float | None) -> int:
     sched = collectors.scheduler()
     started = time.monotonic()
 
@@ -185,7 +191,7 @@ def _forever(collectors: Any, settings: Settings, res: Any, stop: threading.Even
     return EXIT_OK
 
 
-def _prometheus(settings: Settings, res: Any) -> Any:
+def _prometheus(settings: Settings, res: Resources) -> WSGIServer | None:
     if settings.prometheus_port <= 0:
         return None
     from scaling.metrics.prometheus import serve

@@ -20,7 +20,6 @@ demo running every job 20x faster also alerts 20x faster.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from scaling.capacity.forecast import forecast_db_bytes
 from scaling.errors import StoreError
 from scaling.metrics import models as m
 from scaling.metrics import queries as q
@@ -225,11 +225,7 @@ def _db_share(ev: Evidence) -> list[Reading]:
 
 
 def _db_forecast(ev: Evidence) -> list[Reading]:
-    try:
-        forecast = importlib.import_module("scaling.capacity.forecast")
-    except ImportError:
-        return []
-    series = forecast.forecast_db_bytes(ev.engine, now=ev.now, limit_bytes=ev.db_limit_bytes, source=ev.source)
+    series = forecast_db_bytes(ev.engine, now=ev.now, limit_bytes=ev.db_limit_bytes, source=ev.source)
     limit = next((t for t in series.thresholds if t.threshold >= ev.db_limit_bytes), None)
     if limit is None or limit.reached or limit.crossing is None:
         return []  # no usable trend (or already over: `db_size` says so)

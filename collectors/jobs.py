@@ -15,7 +15,6 @@ report it instead.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import time
@@ -26,22 +25,29 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, func, inspect, literal, select
 
 from collectors import alerts, webhook
-from collectors.runs import DeadlineExceeded, JobContext, SkipRun, close_abandoned
+from collectors.runs import DeadlineExceeded, JobContext, close_abandoned
 from scaling.appdb.cleanup import BatchInfo, Retention, run_cleanup
 from scaling.appdb.models import metadata as app_metadata
 from scaling.appdb.stats import database_stats
+from scaling.cache import FamilyStats
+from scaling.clock import Clock
 from scaling.errors import StoreError
 from scaling.metrics import logs
 from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
 from scaling.metrics.retention import roll_up, roll_up_and_prune
 from scaling.metrics.rollups import AI
 from scaling.metrics.writer import MetricsWriter
+from scaling.prewarm import PrewarmReport
+from scaling.prewarm_sources import prewarm_job as wired_prewarm
+from scaling.rate_limit import Headroom
+from scaling.services import Services
 from scaling.settings import Settings
 from scaling.store import StateStore
 
 __all__ = [
     "CacheStatsSource",
     "HeadroomSource",
+    "Prewarm",
     "alerts_job",
     "cache_stats_job",
     "cleanup_job",
@@ -63,13 +69,23 @@ LAST_READING_TTL_S = 7 * 86400.0
 class HeadroomSource(Protocol):
     """A limiter: `scaling.rate_limit.RateLimiter` has this."""
 
-    def headroom(self) -> Any: ...
+    upstream: str
+    key: str
+
+    def headroom(self) -> Headroom: ...
 
 
 class CacheStatsSource(Protocol):
-    """The cache: `scaling.cache.Cache.stats()` returns one object per family."""
+    """The cache: `scaling.cache.Cache.stats()` returns one `FamilyStats` per family."""
 
-    def stats(self) -> Iterable[Any]: ...
+    def stats(self) -> Iterable[FamilyStats]: ...
+
+
+class Prewarm(Protocol):
+    """One prewarm run (`scaling.prewarm_sources.prewarm_job`)."""
+
+    async def __call__(self, settings: Settings, *, clock: Clock, store: StateStore,
+                       services: Services | None = None) -> PrewarmReport: ...
 
 
 def counter_deltas(store: StateStore, key: str, current: Mapping[str, float], *, now: float) -> dict[str, float]:
@@ -107,7 +123,7 @@ def headroom_job(ctx: JobContext, *, limiters: Iterable[HeadroomSource], store: 
     samples: list[HeadroomSample] = []
     errors: dict[str, str] = {}
     for limiter in limiters:
-        name = f"{getattr(limiter, 'upstream', '?')}:{getattr(limiter, 'key', 'default')}"
+        name = f"{limiter.upstream}:{limiter.key}"
         try:
             h = limiter.headroom()
             d = counter_deltas(store, f"headroom:{h.upstream}:{h.key}", {
@@ -258,24 +274,19 @@ def _sources(engine: Engine) -> list[str]:
 
 # --- upstream-facing jobs -----------------------------------------------------------------------
 
-async def prewarm_job(ctx: JobContext, *, settings: Settings, store: StateStore,
-                      services: Any = None) -> dict[str, Any]:
-    """The user-listens prewarm (`scaling.prewarm.prewarm_job`), bounded by this run's deadline.
+async def prewarm_job(ctx: JobContext, *, settings: Settings, store: StateStore, services: Services | None = None,
+                      prewarm: Prewarm = wired_prewarm) -> dict[str, Any]:
+    """The user-listens prewarm, planned to end inside what is left of this run's deadline.
 
-    Raises:
-        SkipRun: this build has no ``scaling.prewarm.prewarm_job`` yet.
+    Args:
+        services: the process's services, on the run's clock (None: the prewarm builds its own).
+        prewarm: the run itself (tests pass a fake).
     """
-    try:
-        target = importlib.import_module("scaling.prewarm").prewarm_job
-    except (ImportError, AttributeError):
-        raise SkipRun("scaling.prewarm.prewarm_job is not available in this build") from None
-    # The prewarm plans its own work to end inside the deadline; give it this run's.
     deadline = max(1.0, ctx.deadline_at - ctx.clock.now())
     if settings.cron_deadline_s > deadline:
         settings = dataclasses.replace(settings, cron_deadline_s=deadline)
-    report = await target(settings, clock=ctx.clock, store=store, services=services)
-    as_dict = getattr(report, "as_dict", None)
-    return dict(as_dict()) if callable(as_dict) else dict(report or {})
+    report = await prewarm(settings, clock=ctx.clock, store=store, services=services)
+    return dict(report.as_dict())
 
 
 async def heartbeat_job(ctx: JobContext, *, store: StateStore, work_s: float = 0.0) -> dict[str, Any]:

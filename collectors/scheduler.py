@@ -27,18 +27,23 @@ from sqlalchemy import Engine, func, select
 
 from collectors import alerts, jobs
 from collectors.loop import AsyncRunner, LoopThread
-from collectors.runs import JobFn, RunOutcome, SkipRun, run_job, slot_of
+from collectors.runs import JobContext, JobFn, RunOutcome, run_job, slot_of
 from collectors.webhook import Webhook
+from scaling.ai_costs import MetricsSink
 from scaling.appdb.engine import make_engine
+from scaling.cache import Cache
 from scaling.clock import Clock, StoreTimeClock, SystemClock
 from scaling.metrics import models as m
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.records import DEFAULT_SOURCE
 from scaling.metrics.writer import MetricsWriter
+from scaling.rate_limit import RateLimiter
+from scaling.services import Services
 from scaling.settings import UPSTREAMS, Settings
 from scaling.store import StateStore, open_store
 
-__all__ = ["DEFAULT_JOBS", "EXTRA_JOBS", "Collectors", "JobSpec", "Resources", "job_specs", "open_resources"]
+__all__ = ["DEFAULT_JOBS", "EXTRA_JOBS", "Collectors", "JobSpec", "Resources", "job_specs", "open_resources",
+           "process_clock"]
 
 log = logging.getLogger("headroom.collectors")
 
@@ -65,7 +70,11 @@ class JobSpec:
 
 @dataclass
 class Resources:
-    """What the jobs of one process share; `close` releases it."""
+    """What the jobs of one process share; `close` releases it.
+
+    ``clock`` is the process's one clock: the writer, the run wrapper and the services
+    (limiters, breakers, caches, fetchers) all read it.
+    """
 
     settings: Settings
     clock: Clock
@@ -76,47 +85,36 @@ class Resources:
     notifier: Webhook | None = None
     loop: LoopThread | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
-    _services: Any = None
-    _services_built: bool = False
+    _services: Services | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def services(self) -> Any:
-        """`scaling.services.Services`, built on first use (its HTTP clients cost a second to set up)."""
+    def services(self) -> Services:
+        """The upstream services on the shared store and ``clock``, built on first use (their
+        HTTP clients cost a second to set up); AI usage goes to the metrics DB."""
         with self._lock:
-            if not self._services_built:
-                self._services_built = True
-                self._services = _open_services(self.settings, store=self.store, writer=self.writer)
-                if self._services is not None:
-                    self._closers.append(self._close_services)
+            if self._services is None:
+                self._services = Services(self.settings, clock=self.clock, store=self.store,
+                                          usage_sink=MetricsSink(self.writer))
+                self._closers.append(self._close_services)
             return self._services
 
     def _close_services(self) -> None:
+        if self._services is None:
+            return
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._services.aclose(), self.loop.loop).result(5.0)
         else:
             asyncio.run(self._services.aclose())
 
     @property
-    def limiters(self) -> list[Any]:
-        """The services' limiters, else one per upstream on the shared store."""
-        found = getattr(self.services, "limiters", None)
-        if found:
-            return list(found.values()) if isinstance(found, Mapping) else list(found)
-        from scaling.rate_limit import RateLimiter
+    def limiters(self) -> list[RateLimiter]:
+        """The services' limiters, one per upstream and key."""
+        return list(self.services.limiters.values())
 
-        return [RateLimiter.from_settings(self.store, self.settings, up, clock=self.clock) for up in UPSTREAMS]
-
-    def cache(self) -> Any:
-        """The services' cache, else one on the shared store (`SkipRun` in a build without one)."""
-        found = getattr(self.services, "cache", None)
-        if found is not None:
-            return found
-        try:
-            from scaling.cache import Cache
-        except ImportError:
-            raise SkipRun("scaling.cache is not available in this build") from None
-        return Cache(self.store, clock=self.clock)
+    def cache(self) -> Cache:
+        """The services' cache."""
+        return self.services.cache
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -139,8 +137,8 @@ def open_resources(settings: Settings, *, clock: Clock | None = None, host: str 
         ConfigurationError: a URL is malformed.
         StoreError: the state store cannot be reached.
     """
-    clock = clock or SystemClock()
     store = open_store(settings.state_url, settings.state_namespace)
+    clock = clock or process_clock(store)
     metrics_engine = open_metrics_db(settings.metrics_db_url)
     app_engine = make_engine(settings.app_db_url)
     res = Resources(settings=settings, clock=clock, store=store, metrics_engine=metrics_engine, app_engine=app_engine,
@@ -150,24 +148,16 @@ def open_resources(settings: Settings, *, clock: Clock | None = None, host: str 
         res.loop = LoopThread()
         res._closers.append(res.loop.close)
     if settings.alert_webhook_url:
-        res.notifier = Webhook(settings.alert_webhook_url)
+        res.notifier = Webhook(settings.alert_webhook_url, clock=clock)
         res._closers.append(res.notifier.close)
     return res
 
 
-def _open_services(settings: Settings, *, store: StateStore, writer: MetricsWriter) -> Any:
-    """`scaling.services.Services` on the shared store, AI usage to the metrics DB (None in a build without it).
-
-    Its limiters and clients run on the store's clock, as in every other process that
-    shares them, so limiter state is stamped on one timeline across hosts.
-    """
-    try:
-        from scaling.ai_costs import MetricsSink
-        from scaling.services import Services
-    except ImportError:
-        return None
-    clock = SystemClock() if store.backend == "memory" else StoreTimeClock(store.time)
-    return Services(settings, clock=clock, store=store, usage_sink=MetricsSink(writer))
+def process_clock(store: StateStore) -> Clock:
+    """The collector process's clock: the shared store's time (as in every other process that
+    shares it, so limiter state and run slots are stamped on one timeline across hosts), or
+    this host's for a store that lives in this process."""
+    return SystemClock() if store.backend == "memory" else StoreTimeClock(store.time)
 
 
 def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFAULT_JOBS, scale: float = 1.0,
@@ -232,15 +222,15 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
     return [JobSpec(n, bind(n), t.interval_s, t.deadline_s, t.grace_s) for n, t in timings.items()]
 
 
-async def _prewarm(ctx: Any, *, settings: Settings, res: Resources) -> dict[str, Any]:
+async def _prewarm(ctx: JobContext, *, settings: Settings, res: Resources) -> dict[str, Any]:
     return await jobs.prewarm_job(ctx, settings=settings, store=res.store, services=res.services)
 
 
-def _with_limiters(ctx: Any, *, res: Resources) -> dict[str, Any]:
+def _with_limiters(ctx: JobContext, *, res: Resources) -> dict[str, Any]:
     return jobs.headroom_job(ctx, limiters=res.limiters, store=res.store, writer=res.writer)
 
 
-def _with_cache(ctx: Any, *, res: Resources) -> dict[str, Any]:
+def _with_cache(ctx: JobContext, *, res: Resources) -> dict[str, Any]:
     return jobs.cache_stats_job(ctx, cache=res.cache(), store=res.store, writer=res.writer)
 
 

@@ -13,7 +13,6 @@ delivered, oldest first, and marks each delivered for the state it described.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ import stamina
 from sqlalchemy import Engine, and_, or_, select, update
 
 from collectors.alerts import duration_text
+from scaling.clock import Clock, SystemClock
 from scaling.metrics import models as m
 from scaling.metrics.records import DEFAULT_SOURCE
 from scaling.retry_after import parse_retry_after
@@ -86,10 +86,12 @@ class Webhook:
         timeout_s: per POST.
         total_s: all attempts of one notification together, waits included.
         wait_initial_s, wait_max_s: the backoff's first and largest wait.
+        clock: the process's clock (reads an HTTP-date Retry-After against it).
     """
 
     def __init__(self, url: str, *, client: httpx.Client | None = None, attempts: int = 4, timeout_s: float = 5.0,
-                 total_s: float = 20.0, wait_initial_s: float = 0.5, wait_max_s: float = 5.0) -> None:
+                 total_s: float = 20.0, wait_initial_s: float = 0.5, wait_max_s: float = 5.0,
+                 clock: Clock | None = None) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self.url = url
@@ -99,6 +101,7 @@ class Webhook:
         self.total_s = total_s
         self.wait_initial_s = wait_initial_s
         self.wait_max_s = wait_max_s
+        self.clock: Clock = clock or SystemClock()
 
     def send(self, payload: Mapping[str, Any]) -> Delivery:
         """POST ``payload`` as JSON, retrying transient failures; never raises."""
@@ -113,7 +116,7 @@ class Webhook:
                     status = response.status_code
                     if status == 429 or status >= 500:
                         raise _RetryableStatus(status, parse_retry_after(response.headers.get("retry-after"),
-                                                                                 now=time.time()))
+                                                                                 now=self.clock.now()))
             if status is not None and not 200 <= status < 300:
                 return Delivery(False, status, tries, f"the webhook refused it: HTTP {status}")
             return Delivery(True, status, tries)

@@ -24,16 +24,15 @@ import asyncio
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from scaling.clock import Clock
 from scaling.errors import RateLimited, ScalingError
 from scaling.store import StateStore
 
-__all__ = ["Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "prewarm_job", "run_prewarm"]
+__all__ = ["AlbumArt", "Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "run_prewarm"]
 
 log = logging.getLogger("headroom.prewarm")
 metrics_log = logging.getLogger("headroom.metrics")
@@ -88,9 +87,11 @@ class ListenSource(Protocol):
 class AlbumArt(Protocol):
     """Spotify album art: find an album's id, then images for up to 20 ids per call."""
 
-    async def resolve(self, artist: str, album: str) -> str | None: ...
+    async def resolve(self, artist: str, album: str, *, budget_s: float) -> str | None:
+        """The album's Spotify id (None if not found), within ``budget_s`` seconds."""
 
-    async def __call__(self, album_ids: Sequence[str], budget_s: float) -> dict[str, str]: ...
+    async def __call__(self, album_ids: Sequence[str], budget_s: float) -> dict[str, str]:
+        """Image URLs by album id, within ``budget_s`` seconds, waits included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +175,15 @@ def plan(entries: dict[str, Listen | None], *, now: float, active_window_s: floa
 async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: StateStore, clock: Clock, *,
                       config: PrewarmConfig = PrewarmConfig(), album_art: AlbumArt | None = None,
                       call_counter: Callable[[], dict[str, int]] | None = None) -> PrewarmReport:
-    """One prewarm run.
+    """One prewarm run: plan, poll Last.fm (with Spotify art beside it), write the aggregate.
+
+    Every step is timed on ``clock`` and bounded by the run's deadline.
 
     Args:
         usernames: Last.fm usernames of the users to keep fresh (public users with a Last.fm name).
         source: the Last.fm side (`latest_listen`).
         store: the state store holding the per-user entries and the aggregate.
-        clock: time source; the deadline is measured on it.
+        clock: time source; the deadline and every phase are measured on it.
         config: budget and ordering knobs.
         album_art: Spotify batch album lookup, or None to keep Last.fm's images.
         call_counter: returns upstream call and 429 counts (before/after deltas go in the report).
@@ -189,115 +192,165 @@ async def run_prewarm(usernames: Sequence[str], source: ListenSource, store: Sta
         The run's report (also logged as ``[METRICS] {json}``).
     """
     start = clock.now()
-    deadline = start + config.deadline_s
-    report = PrewarmReport(started_at=start, deadline_s=config.deadline_s, users_total=len(usernames))
+    run = _Run(config, store, clock, start + config.deadline_s,
+               PrewarmReport(started_at=start, deadline_s=config.deadline_s, users_total=len(usernames)))
     before = call_counter() if call_counter else {}
+    order, n_active = _plan_phase(run, usernames)
+    reached = await _poll_phase(run, order, source, album_art)
+    _count_skipped(run, order, n_active, reached)
+    now = _aggregate_phase(run)
+    _measure_staleness(run, now)
+    if call_counter:
+        _count_calls(run.report, before, call_counter())
+    run.report.duration_s = round(clock.now() - start, 3)
+    metrics_log.info("[METRICS] %s", json.dumps({"job": "prewarm", **run.report.as_dict()}, default=str))
+    return run.report
 
-    t = time.perf_counter()
-    entries = {u: _load(store, u, start) for u in dict.fromkeys(usernames)}
-    order, n_active = plan(entries, now=start, active_window_s=config.active_window_s)
-    report.users_active = n_active
-    if config.max_calls is not None:
-        order = order[: config.max_calls]
-    report.phase_s["plan"] = round(time.perf_counter() - t, 4)
 
-    phase_start = clock.now()
-    queue = list(reversed(order))
-    reached: set[str] = set()
-    latencies: list[float] = [0.5]  # a prior until we have measured some
+@dataclass
+class _Run:
+    """What the steps of one run share: its knobs, store, clock and deadline, the entries and the report."""
 
-    async def worker() -> None:
-        while queue:
-            now = clock.now()
-            expected = sorted(latencies)[int(len(latencies) * 0.9)]
-            if now + expected + config.safety_s > deadline:
+    config: PrewarmConfig
+    store: StateStore
+    clock: Clock
+    deadline: float
+    report: PrewarmReport
+    entries: dict[str, Listen | None] = field(default_factory=dict)
+
+    @property
+    def stop_at(self) -> float:
+        """No call starts after this: the deadline less the safety margin."""
+        return self.deadline - self.config.safety_s
+
+
+def _plan_phase(run: _Run, usernames: Sequence[str]) -> tuple[list[str], int]:
+    """Load every user's entry and order the users (`plan`); returns the order and how many are active."""
+    t0 = run.clock.now()
+    run.entries = {u: _load(run.store, u, t0) for u in dict.fromkeys(usernames)}
+    order, n_active = plan(run.entries, now=t0, active_window_s=run.config.active_window_s)
+    run.report.users_active = n_active
+    if run.config.max_calls is not None:
+        order = order[: run.config.max_calls]
+    run.report.phase_s["plan"] = round(run.clock.now() - t0, 4)
+    return order, n_active
+
+
+async def _poll_phase(run: _Run, order: list[str], source: ListenSource, album_art: AlbumArt | None) -> set[str]:
+    """Poll Last.fm for the users in ``order`` until the deadline; Spotify art for what earlier
+    runs found runs beside it (a different upstream, so it costs none of Last.fm's budget,
+    but it is bounded by the same deadline). Returns the users reached."""
+    t0 = run.clock.now()
+    poller = _Poller(run, source, list(reversed(order)))
+    art_s: dict[str, float] = {}
+
+    async def art() -> None:
+        if album_art is not None:
+            a0 = run.clock.now()
+            await _enrich(run.entries, album_art, run.store, run.clock, run.stop_at)
+            art_s["spotify"] = round(run.clock.now() - a0, 3)
+
+    await asyncio.gather(art(), *(poller.work() for _ in range(max(1, run.config.concurrency))))
+    run.report.phase_s["lastfm"] = round(run.clock.now() - t0, 3)
+    run.report.phase_s.update(art_s)
+    return poller.reached
+
+
+class _Poller:
+    """Last.fm polling: a few workers take users off one queue until the deadline."""
+
+    def __init__(self, run: _Run, source: ListenSource, queue: list[str]) -> None:
+        self.run = run
+        self.source = source
+        self.queue = queue  # reversed: pop() takes the next user
+        self.reached: set[str] = set()
+        self.latencies: list[float] = [0.5]  # a prior until we have measured some
+
+    async def work(self) -> None:
+        run, report = self.run, self.run.report
+        while self.queue:
+            expected = sorted(self.latencies)[int(len(self.latencies) * 0.9)]
+            if run.clock.now() + expected > run.stop_at:
                 return
-            user = queue.pop()
-            reached.add(user)
-            report.polled += 1
-            t0 = clock.now()
+            user = self.queue.pop()
+            t0 = run.clock.now()
             try:
-                listen = await source.latest_listen(user, budget_s=deadline - config.safety_s - t0,
-                                                    slot_budget_s=deadline - config.safety_s - t0 - expected)
+                listen = await self.source.latest_listen(user, budget_s=run.stop_at - t0,
+                                                         slot_budget_s=run.stop_at - t0 - expected)
             except RateLimited:
-                # No slot before the deadline: this user waits for the next run.
-                reached.discard(user)
-                report.polled -= 1
-                queue.clear()
+                self.queue.clear()  # no slot before the deadline: these users wait for the next run
                 return
             except ScalingError as exc:
+                self.reached.add(user)
+                report.polled += 1
                 report.failed += 1
                 kind = type(exc).__name__
                 report.errors[kind] = report.errors.get(kind, 0) + 1
                 continue  # keep the last good entry
-            latencies.append(clock.now() - t0)
-            old = entries.get(user)
-            if listen is None:  # the user has never scrobbled: remember we looked
-                listen = Listen(user, None, None, None, None, None, False, clock.now())
-            if old is not None and old.album_id and old.album == listen.album and old.artist == listen.artist:
-                listen = _with(listen, album_id=old.album_id, image=listen.image or old.image)
-            entries[user] = listen
-            store.set(ENTRY_KEY.format(username=user), listen.to_json(), now=clock.now(), ttl=ENTRY_TTL_S)
+            self.reached.add(user)
+            report.polled += 1
+            self.latencies.append(run.clock.now() - t0)
+            self._store(user, listen)
             report.refreshed += 1
 
-    # Spotify art for what earlier runs found runs beside the Last.fm polling: a
-    # different upstream, so it costs none of Last.fm's budget or the deadline.
-    art_done: dict[str, float] = {}
+    def _store(self, user: str, listen: Listen | None) -> None:
+        run = self.run
+        if listen is None:  # the user has never scrobbled: remember we looked
+            listen = Listen(user, None, None, None, None, None, False, run.clock.now())
+        old = run.entries.get(user)
+        if old is not None and old.album_id and old.album == listen.album and old.artist == listen.artist:
+            listen = dataclasses.replace(listen, album_id=old.album_id, image=listen.image or old.image)
+        run.entries[user] = listen
+        run.store.set(ENTRY_KEY.format(username=user), listen.to_json(), now=run.clock.now(), ttl=ENTRY_TTL_S)
 
-    async def art() -> None:
-        if album_art is None:
-            return
-        t0 = clock.now()
-        await _enrich(entries, album_art, store, clock, deadline - config.safety_s)
-        art_done["spotify"] = round(clock.now() - t0, 3)
 
-    await asyncio.gather(art(), *(worker() for _ in range(max(1, config.concurrency))))
-    report.phase_s["lastfm"] = round(clock.now() - phase_start, 3)
-    report.phase_s.update(art_done)
+def _count_skipped(run: _Run, order: list[str], n_active: int, reached: set[str]) -> None:
+    report = run.report
     skipped = [u for u in order if u not in reached]
     report.skipped = len(skipped)
     report.skipped_users = skipped
-    new = {u for u, e in entries.items() if e is None}
+    new = {u for u, e in run.entries.items() if e is None}
     report.new_users = len(new)
     report.active_skipped = sum(1 for u in order[:n_active] if u not in reached and u not in new)
 
-    phase_start = clock.now()
-    now = clock.now()
-    top = aggregate([e for e in entries.values() if e is not None], top_n=config.top_n)
-    store.set(AGGREGATE_KEY, json.dumps({"tracks": [asdict(e) for e in top], "lastUpdated": now,
-                                         "version": 2}).encode(), now=now, ttl=AGGREGATE_TTL_S)
-    report.phase_s["aggregate"] = round(clock.now() - phase_start, 3)
 
-    report.never_fetched = sum(1 for e in entries.values() if e is None)
-    ages = [(now - e.fetched_at, e) for e in entries.values() if e is not None]
+def _aggregate_phase(run: _Run) -> float:
+    """Rebuild the home page's aggregate from the entries; returns when it was written."""
+    now = run.clock.now()
+    top = aggregate([e for e in run.entries.values() if e is not None], top_n=run.config.top_n)
+    run.store.set(AGGREGATE_KEY, json.dumps({"tracks": [asdict(e) for e in top], "lastUpdated": now,
+                                             "version": 2}).encode(), now=now, ttl=AGGREGATE_TTL_S)
+    run.report.phase_s["aggregate"] = round(run.clock.now() - now, 3)
+    return now
+
+
+def _measure_staleness(run: _Run, now: float) -> None:
+    report = run.report
+    report.never_fetched = sum(1 for e in run.entries.values() if e is None)
+    ages = [(now - e.fetched_at, e) for e in run.entries.values() if e is not None]
     report.oldest_entry_age_s = round(max((a for a, _ in ages), default=0.0), 3)
     report.oldest_inactive_age_s = round(max(
-        (a for a, e in ages if not e.now_playing and (e.played_at or 0) < now - config.active_window_s),
+        (a for a, e in ages if not e.now_playing and (e.played_at or 0) < now - run.config.active_window_s),
         default=0.0), 3)
-    if call_counter:
-        after = call_counter()
-        report.upstream_calls = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.endswith("_429")}
-        report.upstream_429 = sum(after.get(k, 0) - before.get(k, 0) for k in after if k.endswith("_429"))
-    report.duration_s = round(clock.now() - start, 3)
-    metrics_log.info("[METRICS] %s", json.dumps({"job": "prewarm", **report.as_dict()}, default=str))
-    return report
 
 
-def _with(listen: Listen, **changes: object) -> Listen:
-    return dataclasses.replace(listen, **changes)  # type: ignore[arg-type]
+def _count_calls(report: PrewarmReport, before: dict[str, int], after: dict[str, int]) -> None:
+    report.upstream_calls = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.endswith("_429")}
+    report.upstream_429 = sum(after.get(k, 0) - before.get(k, 0) for k in after if k.endswith("_429"))
 
 
 async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store: StateStore, clock: Clock,
                   deadline: float, resolve_limit: int = 20) -> None:
     """Swap Last.fm's small images for Spotify's: find ids for a few new albums per run
-    (searches are cached 30 days), then fetch art 20 albums a call."""
+    (searches are cached 30 days), then fetch art 20 albums a call; every call gets
+    what is left before ``deadline`` as its budget."""
     unknown = sorted({(e.artist, e.album) for e in entries.values()
                       if e is not None and e.artist and e.album and not e.album_id})[:resolve_limit]
     for artist, album in unknown:
         if clock.now() >= deadline:
             return
         try:
-            album_id = await album_art.resolve(artist or "", album or "")
+            album_id = await album_art.resolve(artist or "", album or "", budget_s=deadline - clock.now())
         except ScalingError as exc:
             log.info("album id lookup stopped: %s", exc)
             break
@@ -305,7 +358,7 @@ async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store:
             continue
         for user, e in entries.items():
             if e is not None and e.artist == artist and e.album == album:
-                entries[user] = _with(e, album_id=album_id)
+                entries[user] = dataclasses.replace(e, album_id=album_id)
     want = sorted({e.album_id for e in entries.values() if e is not None and e.album_id and not _spotify(e.image)})
     for i in range(0, len(want), 20):
         if clock.now() >= deadline:
@@ -318,7 +371,7 @@ async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store:
         now = clock.now()
         for user, e in entries.items():
             if e is not None and e.album_id in art:
-                updated = _with(e, image=art[e.album_id])
+                updated = dataclasses.replace(e, image=art[e.album_id])
                 entries[user] = updated
                 store.set(ENTRY_KEY.format(username=user), updated.to_json(), now=now, ttl=ENTRY_TTL_S)
 
@@ -333,10 +386,3 @@ def aggregate(entries: Sequence[Listen], *, top_n: int = 5) -> list[Listen]:
     shown = [e for e in entries if e.track]
     shown.sort(key=lambda e: (not e.now_playing, -(e.played_at or 0.0), e.username))
     return shown[:top_n]
-
-
-async def prewarm_job(settings: Any, *, clock: Clock, store: StateStore, services: Any = None) -> PrewarmReport:
-    """The collectors' entry point: `scaling.prewarm_sources.prewarm_job` wired from settings."""
-    from scaling.prewarm_sources import prewarm_job as wired
-
-    return await wired(settings, clock=clock, store=store, services=services)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
@@ -15,10 +15,12 @@ from scaling.appdb.models import User
 from scaling.clock import Clock
 from scaling.errors import PermanentError
 from scaling.prewarm import Listen, PrewarmConfig, PrewarmReport, run_prewarm
+from scaling.services import Services
 from scaling.settings import Settings
 from scaling.store import StateStore
+from scaling.upstreams.models import Album, RecentTracks, SearchPage
 
-__all__ = ["LastfmListens", "SpotifyArt", "load_usernames", "prewarm_job"]
+__all__ = ["AlbumCatalog", "LastfmListens", "RecentTracksApi", "SpotifyArt", "load_usernames", "prewarm_job"]
 
 log = logging.getLogger("headroom.prewarm")
 
@@ -33,10 +35,26 @@ def load_usernames(engine: Engine) -> list[str]:
         return [str(u) for u in conn.execute(stmt).scalars()]
 
 
+class RecentTracksApi(Protocol):
+    """The part of `scaling.upstreams.lastfm.LastfmClient` the prewarm uses."""
+
+    async def recent_tracks(self, user: str, *, limit: int = 1, page: int = 1, budget_s: float | None = None,
+                            slot_budget_s: float | None = None) -> RecentTracks: ...
+
+
+class AlbumCatalog(Protocol):
+    """The part of `scaling.upstreams.spotify.SpotifyClient` the prewarm uses."""
+
+    async def search(self, query: str, *, type: str = "album", limit: int = 5, offset: int = 0,
+                     budget_s: float | None = None) -> SearchPage: ...
+
+    async def albums(self, album_ids: Sequence[str], *, budget_s: float | None = None) -> list[Album | None]: ...
+
+
 class LastfmListens:
     """`ListenSource` on the Last.fm client: one ``user.getrecenttracks&limit=1`` per user."""
 
-    def __init__(self, lastfm: Any, clock: Clock) -> None:
+    def __init__(self, lastfm: RecentTracksApi, clock: Clock) -> None:
         self._lastfm = lastfm
         self._clock = clock
 
@@ -58,31 +76,35 @@ class LastfmListens:
 
 
 class SpotifyArt:
-    """Album art from Spotify: the album id via (cached) search, the images in batches of 20."""
+    """`AlbumArt` from Spotify: the album id via (cached) search, the images in batches of 20,
+    each call within the budget it is given."""
 
-    def __init__(self, spotify: Any) -> None:
+    def __init__(self, spotify: AlbumCatalog) -> None:
         self._spotify = spotify
 
-    async def resolve(self, artist: str, album: str) -> str | None:
-        page = await self._spotify.search(f'artist:"{artist}" album:"{album}"', type="album", limit=1)
-        items = getattr(page, "items", ())
-        return getattr(items[0], "id", None) if items else None
+    async def resolve(self, artist: str, album: str, *, budget_s: float) -> str | None:
+        page = await self._spotify.search(f'artist:"{artist}" album:"{album}"', type="album", limit=1,
+                                          budget_s=max(0.0, budget_s))
+        return page.items[0].id if page.items else None
 
     async def __call__(self, album_ids: Sequence[str], budget_s: float) -> dict[str, str]:
-        albums = await self._spotify.albums(list(album_ids))
+        albums = await self._spotify.albums(list(album_ids), budget_s=max(0.0, budget_s))
         out: dict[str, str] = {}
         for album_id, album in zip(album_ids, albums):
-            images = getattr(album, "images", ()) if album is not None else ()
-            if images:
-                out[album_id] = max(images, key=lambda i: (i.width or 0)).url
+            if album is not None and album.images:
+                out[album_id] = max(album.images, key=lambda i: i.width or 0).url
         return out
 
 
-async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, services: Any = None,
+async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, services: Services | None = None,
                       app_engine: Engine | None = None, config: PrewarmConfig | None = None) -> PrewarmReport:
-    """One prewarm run wired from settings: users from the app DB, Last.fm and Spotify via `Services`."""
-    from scaling.services import Services
+    """One prewarm run wired from settings: users from the app DB, Last.fm and Spotify via `Services`.
 
+    Args:
+        services: shared services on ``clock`` (None: built for this run and closed after it).
+        app_engine: the app DB (None: opened from settings for this run).
+        config: the run's knobs (None: from settings).
+    """
     own = services is None
     svc = services if services is not None else Services(settings, clock=clock, store=store)
     engine = app_engine or make_engine(settings.app_db_url)
@@ -90,7 +112,6 @@ async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, se
         usernames = load_usernames(engine)
         cfg = config or PrewarmConfig(deadline_s=settings.cron_deadline_s, interval_s=settings.prewarm_interval_s,
                                       active_window_s=settings.prewarm_active_window_s)
-        art = SpotifyArt(svc.spotify)
 
         def counts() -> dict[str, int]:
             out = {}
@@ -101,7 +122,7 @@ async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, se
             return out
 
         return await run_prewarm(usernames, LastfmListens(svc.lastfm, clock), store, clock, config=cfg,
-                                 album_art=art, call_counter=counts)
+                                 album_art=SpotifyArt(svc.spotify), call_counter=counts)
     finally:
         if app_engine is None:
             engine.dispose()

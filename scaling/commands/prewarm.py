@@ -9,8 +9,7 @@ import sys
 
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import not_at_head
-from scaling.errors import ConfigurationError
-from scaling.prewarm import PrewarmConfig
+from scaling.prewarm import PrewarmConfig, PrewarmReport
 from scaling.prewarm_sources import prewarm_job
 from scaling.services import Services
 from scaling.settings import Settings
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     config = PrewarmConfig(deadline_s=deadline, interval_s=settings.prewarm_interval_s,
                            active_window_s=settings.prewarm_active_window_s)
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> PrewarmReport:
         services = Services.from_settings(settings)
         engine = make_engine(settings.app_db_url)
         try:
@@ -55,10 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             engine.dispose()
             await services.aclose()
 
-    try:
-        report = asyncio.run(main())
-    except ConfigurationError:
-        raise
+    report = asyncio.run(main())
     if args.json:
         print(json.dumps(report.as_dict(), default=str))
     else:

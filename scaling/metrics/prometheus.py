@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -191,7 +192,7 @@ def make_registry(engine: Engine, *, clock: Clock | None = None, limit_bytes: in
 
 
 def serve(port: int, engine: Engine, *, addr: str = "127.0.0.1", clock: Clock | None = None,
-          ) -> tuple[Any, threading.Thread]:
+          ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` on ``addr:port`` from a daemon thread; returns (server, thread).
 
     Call ``server.shutdown()`` to stop. Port 0 picks a free port (``server.server_port``).

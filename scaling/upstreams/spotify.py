@@ -42,6 +42,15 @@ def app_key(client_id: str | Secret) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
+def _until(clock: Clock, budget_s: float | None) -> float | None:
+    return None if budget_s is None else clock.now() + budget_s
+
+
+def _left(clock: Clock, until: float | None) -> float | None:
+    """What is left of a budget that ends at ``until`` (None: no budget of the caller's)."""
+    return None if until is None else max(0.0, until - clock.now())
+
+
 # -- parsing -------------------------------------------------------------------------------
 
 def _images(b: Body) -> tuple[Image, ...]:
@@ -130,14 +139,18 @@ class SpotifyClient:
         return f"SpotifyClient(app={self.app})"
 
     # -- token --------------------------------------------------------------------------
-    async def token(self) -> str:
-        """A valid bearer token: this process's copy, else the shared one, else a new one (single-flight)."""
+    async def token(self, *, budget_s: float | None = None) -> str:
+        """A valid bearer token: this process's copy, else the shared one, else a new one (single-flight).
+
+        Args:
+            budget_s: the longest a refresh may take, waits included (None: the fetcher's default).
+        """
         if self._token and self.clock.now() < self._token[1] - TOKEN_MARGIN_S:
             return self._token[0]
         async with self._token_lock():  # one refresh per process; the cache makes it one across processes
             if self._token and self.clock.now() < self._token[1] - TOKEN_MARGIN_S:
                 return self._token[0]
-            return await self._refresh_token()
+            return await self._refresh_token(budget_s)
 
     def _token_lock(self) -> asyncio.Lock:
         # One lock per event loop: a client may outlive the loop it was first used in (CLI, Streamlit).
@@ -147,25 +160,30 @@ class SpotifyClient:
             self._locks[loop] = asyncio.Lock()
         return self._locks[loop]
 
-    async def _refresh_token(self) -> str:
+    async def _refresh_token(self, budget_s: float | None) -> str:
         now = self.clock.now()
+        until = _until(self.clock, budget_s)
+
+        async def new_token() -> Expiring:
+            return await self._new_token(_left(self.clock, until))
+
         if self.cache is not None:
-            value = await self.cache.get_or_fetch("spotify:token", self.app, self._new_token)
+            value = await self.cache.get_or_fetch("spotify:token", self.app, new_token, max_wait_s=budget_s)
         else:
-            value = (await self._new_token()).value
+            value = (await new_token()).value
         token, expires_at = str(value["access_token"]), float(value["expires_at"])
         if now >= expires_at - TOKEN_MARGIN_S:  # a shared copy about to expire: replace it
             if self.cache is not None:
                 self.cache.delete("spotify:token", self.app)
-            value = (await self._new_token()).value
+            value = (await new_token()).value
             token, expires_at = str(value["access_token"]), float(value["expires_at"])
         self._token = (token, expires_at)
         return token
 
-    async def _new_token(self) -> Expiring:
+    async def _new_token(self, budget_s: float | None = None) -> Expiring:
         res = await self.accounts.request(
             "POST", "/api/token", endpoint="token", data={"grant_type": "client_credentials"},
-            auth=(self._id.reveal(), self._secret.reveal()))
+            auth=(self._id.reveal(), self._secret.reveal()), budget_s=budget_s)
         b = Body(res.body, upstream="spotify", endpoint="token")
         token, kind, expires_in = b.text("access_token"), b.text("token_type"), b.integer("expires_in")
         if kind.lower() != "bearer" or expires_in <= 0:
@@ -178,12 +196,15 @@ class SpotifyClient:
         if self.cache is not None:
             self.cache.delete("spotify:token", self.app)
 
-    async def _get(self, path: str, *, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+    async def _get(self, path: str, *, endpoint: str, params: dict[str, Any] | None = None,
+                   budget_s: float | None = None) -> Any:
+        until = _until(self.clock, budget_s)
         for attempt in (1, 2):
-            token = await self.token()
+            token = await self.token(budget_s=_left(self.clock, until))
             try:
                 res = await self.fetcher.request("GET", path, endpoint=endpoint, params=params,
-                                                 headers={"Authorization": f"Bearer {token}"})
+                                                 headers={"Authorization": f"Bearer {token}"},
+                                                 budget_s=_left(self.clock, until))
                 return res.body
             except PermanentError as exc:
                 if exc.status == 401 and attempt == 1:
@@ -194,9 +215,9 @@ class SpotifyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- albums ---------------------------------------------------------------------------
-    async def _fetch_album(self, album_id: str) -> Any:
+    async def _fetch_album(self, album_id: str, budget_s: float | None = None) -> Any:
         try:
-            body = await self._get(f"/v1/albums/{album_id}", endpoint="album")
+            body = await self._get(f"/v1/albums/{album_id}", endpoint="album", budget_s=budget_s)
         except PermanentError as exc:
             if exc.status == 404:
                 return None
@@ -214,31 +235,38 @@ class SpotifyClient:
         raw = await self._album_raw(_check_id(album_id))
         return None if raw is None else parse_album(Body(raw, upstream="spotify", endpoint="album"))
 
-    async def _album_raw(self, album_id: str) -> Any:
+    async def _album_raw(self, album_id: str, budget_s: float | None = None) -> Any:
         if self.cache is not None:
-            return await self.cache.get_or_fetch("spotify:album:v2", album_id, lambda: self._fetch_album(album_id))
-        return await self._fetch_album(album_id)
+            return await self.cache.get_or_fetch("spotify:album:v2", album_id,
+                                                 lambda: self._fetch_album(album_id, budget_s), max_wait_s=budget_s)
+        return await self._fetch_album(album_id, budget_s)
 
-    async def albums(self, album_ids: Sequence[str]) -> list[Album | None]:
+    async def albums(self, album_ids: Sequence[str], *, budget_s: float | None = None) -> list[Album | None]:
         """Albums for ``album_ids`` in order (None for unknown ids): cached ones from the
         cache, the rest in requests of up to 20 ids.
 
+        Args:
+            album_ids: Spotify album ids.
+            budget_s: the longest the lookups may take, waits included (None: the fetcher's default).
+
         Raises:
             ValueError: an id is not a Spotify id.
+            UpstreamError, RateLimited, CircuitOpen: as `Fetcher.request`.
         """
         unique = list(dict.fromkeys(_check_id(i) for i in album_ids))
         found: dict[str, Any] = self.cache.get_many("spotify:album:v2", unique) if self.cache is not None else {}
         missing = [i for i in unique if i not in found]
         chunks = [missing[i:i + BATCH_SIZE] for i in range(0, len(missing), BATCH_SIZE)]
-        for fetched in await asyncio.gather(*(self._batch(chunk) for chunk in chunks)):
+        for fetched in await asyncio.gather(*(self._batch(chunk, budget_s) for chunk in chunks)):
             found.update(fetched)
         return [None if found.get(i) is None else parse_album(Body(found[i], upstream="spotify", endpoint="albums"))
                 for i in album_ids]
 
-    async def _batch(self, ids: list[str]) -> dict[str, Any]:
+    async def _batch(self, ids: list[str], budget_s: float | None) -> dict[str, Any]:
         if self._batch_ok:
             try:
-                body = await self._get("/v1/albums", endpoint="albums", params={"ids": ",".join(ids)})
+                body = await self._get("/v1/albums", endpoint="albums", params={"ids": ",".join(ids)},
+                                       budget_s=budget_s)
             except PermanentError as exc:
                 if exc.status != 403:
                     raise
@@ -246,7 +274,7 @@ class SpotifyClient:
                 self._batch_ok = False
             else:
                 return self._vet_batch(body, ids)
-        return dict(zip(ids, await asyncio.gather(*(self._album_raw(i) for i in ids))))
+        return dict(zip(ids, await asyncio.gather(*(self._album_raw(i, budget_s) for i in ids))))
 
     def _vet_batch(self, body: Any, ids: list[str]) -> dict[str, Any]:
         b = Body(body, upstream="spotify", endpoint="albums")
@@ -265,8 +293,11 @@ class SpotifyClient:
         return out
 
     # -- search ---------------------------------------------------------------------------
-    async def search(self, query: str, *, type: str = "album", limit: int = 5, offset: int = 0) -> SearchPage:
+    async def search(self, query: str, *, type: str = "album", limit: int = 5, offset: int = 0,
+                     budget_s: float | None = None) -> SearchPage:
         """Search one type; queries may use field filters (``artist:"X" album:"Y"``).
+
+        ``budget_s`` bounds the whole lookup, waits included (None: the fetcher's default).
 
         Raises:
             ValueError: empty query, unknown type, or limit outside 1-50.
@@ -280,14 +311,14 @@ class SpotifyClient:
         params = {"q": query.strip(), "type": type, "limit": limit, "offset": offset}
 
         async def fetch() -> Any:
-            body = await self._get("/v1/search", endpoint="search", params=params)
+            body = await self._get("/v1/search", endpoint="search", params=params, budget_s=budget_s)
             parse_search(Body(body, upstream="spotify", endpoint="search"), type)
             return body
 
         if self.cache is not None:
             # Unlike the reference's key, limit and offset are part of it: pages of different sizes differ.
             key = f"{type}:{limit}:{offset}:{' '.join(query.lower().split())}"
-            body = await self.cache.get_or_fetch("spotify:search", key, fetch)
+            body = await self.cache.get_or_fetch("spotify:search", key, fetch, max_wait_s=budget_s)
         else:
             body = await fetch()
         return parse_search(Body(body, upstream="spotify", endpoint="search"), type)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,18 @@ import pytest
 from sqlalchemy import Engine, select
 
 from collectors import jobs
-from collectors.runs import JobContext, SkipRun, run_job
+from collectors.runs import JobContext, run_job
 from scaling.appdb.demo import fill_demo_data
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import upgrade as app_upgrade
 from scaling.cache import Cache
-from scaling.clock import VirtualClock
+from scaling.clock import Clock, VirtualClock
 from scaling.metrics import models as m
 from scaling.metrics.records import AiUsage, HeadroomSample
 from scaling.metrics.writer import MetricsWriter
+from scaling.prewarm import PrewarmReport
 from scaling.rate_limit import RateLimiter
+from scaling.services import Services
 from scaling.settings import RateSpec, Settings
 from scaling.store import StateStore
 
@@ -182,30 +183,18 @@ def test_cost_rollup_reports_month_spend_against_budgets(engine: Engine, writer:
     assert report["rolled_rows"] >= 1  # the complete hour is in ai_usage_hourly now
 
 
-def test_prewarm_job_skips_when_this_build_has_no_prewarm(monkeypatch: pytest.MonkeyPatch, store: StateStore,
-                                                          clock: VirtualClock) -> None:
-    """Without scaling.prewarm.prewarm_job the run is skipped with the reason, not failed."""
-    import scaling.prewarm
-
-    monkeypatch.delattr(scaling.prewarm, "prewarm_job", raising=False)
-    with pytest.raises(SkipRun, match="not available"):
-        clock.run(jobs.prewarm_job(_ctx(clock), settings=Settings.defaults(), store=store))
-
-
-def test_prewarm_job_gets_the_runs_remaining_deadline(monkeypatch: pytest.MonkeyPatch, store: StateStore,
-                                                      clock: VirtualClock) -> None:
+def test_prewarm_job_gets_the_runs_remaining_deadline(store: StateStore, clock: VirtualClock) -> None:
     """The prewarm plans its work inside what is left of this run's deadline, and its report is returned."""
-    import scaling.prewarm
+    seen: dict[str, float] = {}
 
-    seen: dict[str, Any] = {}
-
-    async def fake_prewarm(settings: Settings, *, clock: Any, store: Any, services: Any = None) -> Any:
+    async def fake_prewarm(settings: Settings, *, clock: Clock, store: StateStore,
+                           services: Services | None = None) -> PrewarmReport:
         seen["deadline"] = settings.cron_deadline_s
-        return types.SimpleNamespace(as_dict=lambda: {"polled": 3})
+        return PrewarmReport(started_at=clock.now(), polled=3)
 
-    monkeypatch.setattr(scaling.prewarm, "prewarm_job", fake_prewarm, raising=False)
-    report = clock.run(jobs.prewarm_job(_ctx(clock, deadline_s=12.0), settings=Settings.defaults(), store=store))
-    assert report == {"polled": 3} and seen["deadline"] == pytest.approx(12.0)
+    report = clock.run(jobs.prewarm_job(_ctx(clock, deadline_s=12.0), settings=Settings.defaults(), store=store,
+                                        prewarm=fake_prewarm))
+    assert report["polled"] == 3 and seen["deadline"] == pytest.approx(12.0)
 
 
 def test_heartbeat_counts_executions_of_its_slot(store: StateStore, clock: VirtualClock) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from collectors.runs import NOT_CLAIMED
 from collectors.scheduler import DEFAULT_JOBS, Collectors, Resources, job_specs, open_resources
-from scaling.clock import VirtualClock
+from scaling.clock import StoreTimeClock, VirtualClock
 from scaling.metrics import models as m
 from scaling.settings import Settings
 
@@ -114,3 +115,20 @@ def test_a_fresh_start_catches_up_due_jobs_once_across_replicas(settings: Settin
     assert sorted(r.job for r in rows) == ["db_stats", "headroom"]
     assert {r.job: r.lateness_s for r in rows} == {"headroom": 30.0, "db_stats": 30.0}
     assert (a.outcomes.get("ok", 0) + b.outcomes.get("ok", 0), a.due()) == (2, [])
+
+
+def test_one_clock_per_process(res: Resources) -> None:
+    """The writer, the run wrapper and every service (limiters, fetchers, cache) read the process's one clock."""
+    services = res.services
+    assert services.clock is res.clock and res.writer.clock is res.clock
+    assert all(limiter.clock is res.clock for limiter in res.limiters)
+    assert all(fetcher.clock is res.clock for fetcher in services.fetchers.values())
+
+
+def test_a_shared_store_puts_the_process_on_the_stores_time(settings: Settings, tmp_path: Path) -> None:
+    """Without an injected clock a process sharing a SQL store runs on the store's time, services included."""
+    r = open_resources(replace(settings, state_url=f"sqlite:///{tmp_path}/state.db"), async_loop=False)
+    try:
+        assert isinstance(r.clock, StoreTimeClock) and r.services.clock is r.clock
+    finally:
+        r.close()

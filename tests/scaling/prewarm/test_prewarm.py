@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -9,11 +10,20 @@ import pytest
 
 from scaling.clock import VirtualClock
 from scaling.errors import TransientError
-from scaling.prewarm import AGGREGATE_KEY, ENTRY_KEY, Listen, PrewarmConfig, aggregate, plan, run_prewarm
+from scaling.prewarm import (
+    AGGREGATE_KEY,
+    ENTRY_KEY,
+    Listen,
+    PrewarmConfig,
+    PrewarmReport,
+    aggregate,
+    plan,
+    run_prewarm,
+)
 from scaling.prewarm_sources import LastfmListens, SpotifyArt
 from scaling.sandbox import Sandbox, SandboxConfig
 from scaling.services import Services
-from scaling.settings import Settings
+from scaling.settings import RateSpec, Settings
 from scaling.store.memory import MemoryStore
 
 NOW = 1_767_225_600.0
@@ -138,3 +148,30 @@ def test_a_failure_keeps_the_users_last_good_entry(clock: VirtualClock) -> None:
     assert report.failed == 1 and report.refreshed == 1 and report.errors == {"TransientError": 1}
     kept = Listen.from_json(store.get(ENTRY_KEY.format(username="bob"), now=clock.now()) or b"")
     assert kept.track == "last good"
+
+
+def test_a_spotify_cooldown_during_the_art_step_ends_the_run_inside_its_deadline(clock: VirtualClock) -> None:
+    """A Spotify 429 during the art step does not outlast the run: under the collectors' own timeout the run
+    ends inside its deadline and the home page's aggregate is written."""
+    # Spotify allows one call per 20 s here, so the second art batch gets a 429 whose Retry-After is
+    # longer than what is left of a 10 s run but shorter than a fetcher's default 30 s budget.
+    cfg = SandboxConfig.from_options(seed=1, latency="0.15-0.4", listeners=60, active_share=1.0)
+    sandbox = Sandbox(cfg.with_upstream("spotify", requests=RateSpec(1, 20.0)), clock)
+    store = MemoryStore()
+    services = Services(Settings.defaults(), clock=clock, store=store, transport=sandbox.transport())
+    names = sandbox.population.names()
+    for user, album_id in zip(names, sandbox.catalog.ids):  # earlier runs found ids; the art is still Last.fm's
+        entry = Listen(user, "a", "b", "t", None, NOW - 60, False, clock.now() - 300, album_id=album_id)
+        store.set(ENTRY_KEY.format(username=user), entry.to_json(), now=clock.now())
+    config = PrewarmConfig(deadline_s=10.0)
+
+    async def main() -> PrewarmReport:
+        async with asyncio.timeout(config.deadline_s):  # how the collectors bound a run
+            return await run_prewarm(names, LastfmListens(services.lastfm, clock), store, clock, config=config,
+                                     album_art=SpotifyArt(services.spotify))
+
+    report = clock.run(main())
+    assert report.duration_s <= config.deadline_s
+    assert sandbox.stats().upstream("spotify").rate_limited >= 1  # the art step did meet the cooldown
+    agg = json.loads(store.get(AGGREGATE_KEY, now=clock.now()) or b"{}")
+    assert agg["version"] == 2 and len(agg["tracks"]) == 5

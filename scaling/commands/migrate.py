@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 from scaling.appdb import migrate as app_migrate
 from scaling.appdb.engine import display_url
+from scaling.metrics import migrate as metrics_migrate
 from scaling.settings import Settings
 
 NAME = "migrate"
@@ -22,18 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _metrics_upgrade() -> Callable[[str], Any] | None:
-    """The metrics DB's ``upgrade(url)``, or None while that module does not exist yet."""
-    try:
-        module = importlib.import_module("scaling.metrics.migrate")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("scaling.metrics", "scaling.metrics.migrate"):
-            return None
-        raise
-    upgrade: Callable[[str], Any] = module.upgrade
-    return upgrade
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     results: dict[str, dict[str, Any]] = {}
     if args.target in ("app", "all"):
@@ -41,22 +28,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         results["app"] = {"url": display_url(settings.app_db_url), "applied": applied,
                           "revision": app_migrate.current(settings.app_db_url)}
     if args.target in ("metrics", "all"):
-        upgrade = _metrics_upgrade()
-        if upgrade is None:
-            results["metrics"] = {"url": display_url(settings.metrics_db_url), "skipped": True,
-                                  "note": "scaling.metrics.migrate is not available in this build"}
-        else:
-            applied = upgrade(settings.metrics_db_url)
-            results["metrics"] = {"url": display_url(settings.metrics_db_url),
-                                  "applied": list(applied) if applied is not None else []}
+        results["metrics"] = {"url": display_url(settings.metrics_db_url),
+                              "applied": metrics_migrate.upgrade(settings.metrics_db_url)}
     if args.json:
         print(json.dumps(results))
         return 0
     for name, info in results.items():
         label = f"{name} DB ({info['url']})"
-        if info.get("skipped"):
-            print(f"{label}: skipped: {info['note']}")
-        elif info["applied"]:
+        if info["applied"]:
             print(f"{label}: applied {', '.join(info['applied'])}"
                   + (f"; now at {info['revision']}" if info.get("revision") else ""))
         else:

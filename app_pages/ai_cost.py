@@ -10,7 +10,7 @@ from dashboard import formatting as fmt
 from dashboard.charts import Threshold, time_chart
 from dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
 from dashboard.services import services
-from dashboard.summaries import month_projection, month_start
+from dashboard.summaries import month_start
 from dashboard.timerange import CHART_POINTS, Window
 from scaling.settings import UPSTREAMS
 
@@ -36,12 +36,8 @@ def _month(at: float) -> None:
     start = month_start(at)
     mtd = data.ai_cost(svc, start, at, ("day", "provider"), v.source) if at > start else pd.DataFrame()
     spent = float(mtd["cost_usd"].sum()) if len(mtd) else 0.0
-    if outlook is not None:
-        projected = sum(f.projected_month_usd for f in outlook.values())
-        how = "month-to-date plus the fitted daily trend for the rest of the month"
-    else:
-        projected = month_projection(spent, at).projected
-        how = "month-to-date ÷ share of the month elapsed"
+    projected = sum(f.projected_month_usd for f in outlook.values())
+    how = "month-to-date plus the fitted daily trend for the rest of the month"
     total_budget = sum(budgets.values())
     c = st.columns(4)
     c[0].metric("Month to date", fmt.usd(spent), border=True)
@@ -60,8 +56,6 @@ def _month(at: float) -> None:
                                     "projected share": fmt.percent(f.projected_month_usd / f.budget_usd)
                                     if f.budget_usd else "–"} for p, f in sorted(outlook.items())]),
                      hide_index=True, width="stretch")
-    else:
-        st.caption(forecasting.missing_note("forecast") + " The projection above is a straight line.")
     if len(mtd):
         cum = mtd.sort_values("ts").assign(cost_usd=lambda d: d.groupby("provider")["cost_usd"].cumsum())
         cum.attrs["bucket_s"] = 86400

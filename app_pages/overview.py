@@ -34,13 +34,12 @@ def _users(window: Window, at: float, readiness: Any) -> None:
         deltas = [values[s] - int(first.loc[s, field]) for s in values if s in first.index]
         col.metric(label, text, border=True, delta=f"{deltas[0]:+,} in {window.label}" if len(deltas) == 1 else None,
                    help="newest user-count sample" + (f" ({fmt.ago(max(u.ts for u in latest.values()), at)})"))
-    mod = forecasting.capacity_module("triggers")
     lines: list[Threshold] = []
-    if mod is not None and len(series):
+    if len(series):
         top = float(series["total"].max())
-        above = [t for t in mod.TRIGGERS if t.users > top][:1]
+        above = [t for t in forecasting.TRIGGERS if t.users > top][:1]
         lines = [Threshold(float(t.users), f"{t.users:,} users → Phase {t.phase}", "trigger")
-                 for t in mod.TRIGGERS if t.users <= top] + \
+                 for t in forecasting.TRIGGERS if t.users <= top] + \
                 [Threshold(float(t.users), f"next: {t.users:,} users → Phase {t.phase}", "warning") for t in above]
     long = series.melt(id_vars=["ts", "source"], value_vars=["total", "with_lastfm", "active"], var_name="users",
                        value_name="count")
@@ -114,13 +113,9 @@ def body(at: float, window: Window) -> None:
         controls.empty_state(svc, "user counts", source=v.source)
         return
     readiness = forecasting.readiness(svc, at, v.source)
-    if readiness is not None:
-        _phase_header(readiness)
-    else:
-        st.info(forecasting.missing_note("readiness"))
+    _phase_header(readiness)
     _users(window, at, readiness)
-    if readiness is not None:
-        _phases(readiness)
+    _phases(readiness)
     _alerts(window, at)
 
 

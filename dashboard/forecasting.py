@@ -1,10 +1,8 @@
-"""Forecasts and readiness for the pages, from `scaling.capacity` when it is installed.
+"""Forecasts and readiness for the pages, from `scaling.capacity`.
 
 The capacity package (trigger table, trends, readiness rules) is the one place
 those live; this module only calls it, caches the answer briefly across sessions,
-and words it for a tile. When a capacity module is missing (an older checkout),
-each function returns a `Outlook` or None with a note saying so, and the page
-degrades to the measured numbers instead of raising.
+and words it for a tile.
 """
 
 from __future__ import annotations
@@ -12,31 +10,27 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 import streamlit as st
 
 from dashboard import formatting as fmt
 from dashboard.services import Services
+from scaling.capacity import forecast
+from scaling.capacity.evidence import gather_evidence
+from scaling.capacity.forecast import SeriesForecast, SpendForecast
+from scaling.capacity.readiness import Readiness, assess
+from scaling.capacity.triggers import TRIGGERS, Trigger
 
-__all__ = ["Outlook", "ai_spend", "capacity_module", "db_limit_crossing", "readiness", "users_forecast"]
+__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "capacity_module", "db_limit_crossing", "readiness",
+           "users_forecast"]
 
 TTL_S = 120
 _SNAP_S = 60
 
 
-def capacity_module(name: str) -> ModuleType | None:
-    """``scaling.capacity.<name>``, or None when this checkout does not have it yet."""
-    try:
-        return importlib.import_module(f"scaling.capacity.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("scaling.capacity"):
-            return None
-        raise
-
-
-def missing_note(name: str) -> str:
-    return f"`scaling/capacity/{name}.py` is not in this checkout yet, so this part is not shown."
+def capacity_module(name: str) -> ModuleType:
+    """``scaling.capacity.<name>``; an import error is raised, never hidden."""
+    return importlib.import_module(f"scaling.capacity.{name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,26 +48,28 @@ def _snap(at: float) -> float:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=128)
-def _call(db_key: str, module: str, function: str, kwargs: tuple[tuple[str, Any], ...], _svc: Services,
-          with_settings: bool = False) -> Any:
-    mod = importlib.import_module(f"scaling.capacity.{module}")
-    extra = {"settings": _svc.settings} if with_settings else {}
-    return getattr(mod, function)(_svc.engine, **dict(kwargs), **extra)
+def _users(db_key: str, at: float, source: str | None, _svc: Services) -> SeriesForecast:
+    return forecast.forecast_users(_svc.engine, now=at, source=source)
 
 
-def users_forecast(svc: Services, at: float, source: str | None) -> Any | None:
-    """`forecast.forecast_users` (trend, and each trigger's crossing), or None without the module."""
-    if capacity_module("forecast") is None:
-        return None
-    return _call(svc.db_key, "forecast", "forecast_users", (("now", _snap(at)), ("source", source)), svc)
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=128)
+def _db_bytes(db_key: str, at: float, source: str | None, limit_bytes: int, _svc: Services) -> SeriesForecast:
+    return forecast.forecast_db_bytes(_svc.engine, now=at, limit_bytes=limit_bytes, source=source)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=128)
+def _ai_spend(db_key: str, at: float, source: str | None, _svc: Services) -> dict[str, SpendForecast]:
+    return forecast.forecast_monthly_ai_spend(_svc.engine, now=at, settings=_svc.settings, source=source)
+
+
+def users_forecast(svc: Services, at: float, source: str | None) -> SeriesForecast:
+    """`forecast.forecast_users`: the trend, and each trigger's crossing."""
+    return _users(svc.db_key, _snap(at), source, svc)
 
 
 def db_limit_crossing(svc: Services, at: float, source: str | None) -> Outlook:
     """When the app DB's bytes trend reaches the configured limit."""
-    if capacity_module("forecast") is None:
-        return Outlook("–", note=missing_note("forecast"))
-    fc = _call(svc.db_key, "forecast", "forecast_db_bytes",
-               (("limit_bytes", svc.settings.db_limit_bytes), ("now", _snap(at)), ("source", source)), svc)
+    fc = _db_bytes(svc.db_key, _snap(at), source, svc.settings.db_limit_bytes, svc)
     limit = fc.thresholds[-1] if fc.thresholds else None
     trend = fc.trend
     why = (f"{'+' if trend.per_day >= 0 else '−'}{fmt.bytes_(abs(trend.per_day))}/day ({trend.model}, "
@@ -92,24 +88,17 @@ def db_limit_crossing(svc: Services, at: float, source: str | None) -> Outlook:
                    f"{fmt.timestamp(c.date_epoch, with_time=False)}, {band}.")
 
 
-def ai_spend(svc: Services, at: float, source: str | None) -> dict[str, Any] | None:
+def ai_spend(svc: Services, at: float, source: str | None) -> dict[str, SpendForecast]:
     """`forecast.forecast_monthly_ai_spend`: per provider month-to-date, projection, budget."""
-    if capacity_module("forecast") is None:
-        return None
-    return _call(svc.db_key, "forecast", "forecast_monthly_ai_spend",
-                 (("now", _snap(at)), ("source", source)), svc, with_settings=True)
+    return _ai_spend(svc.db_key, _snap(at), source, svc)
 
 
-def readiness(svc: Services, at: float, source: str | None) -> Any | None:
-    """``readiness.assess(gather_evidence(...))``, or None when the readiness module is absent."""
-    mod = capacity_module("readiness")
-    if mod is None:
-        return None
+def readiness(svc: Services, at: float, source: str | None) -> Readiness:
+    """``readiness.assess(gather_evidence(...))``."""
     return _readiness(svc.db_key, _snap(at), source, svc)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
-def _readiness(db_key: str, at: float, source: str | None, _svc: Services) -> Any:
-    mod = importlib.import_module("scaling.capacity.readiness")
-    evidence = mod.gather_evidence(_svc.engine, now=at, settings=_svc.settings, source=source)
-    return mod.assess(evidence, settings=_svc.settings)
+def _readiness(db_key: str, at: float, source: str | None, _svc: Services) -> Readiness:
+    evidence = gather_evidence(_svc.engine, now=at, settings=_svc.settings, source=source)
+    return assess(evidence, settings=_svc.settings)

@@ -162,7 +162,6 @@ def test_ai_cost_shows_spend_budgets_projection_and_exports(rendered: Callable[[
 
 def test_capacity_planner_simulates_a_scenario_with_its_limits(open_page: OpenPage, demo_url: str) -> None:
     """The planner runs a small scenario in virtual time and shows the cron, pages, AI and each upstream's peak."""
-    pytest.importorskip("scaling.capacity.simulate")
     at = open_page("capacity_planner", demo_url)
     assert at.number_input[0].value == 120  # defaults to the users the metrics DB has now
     at.number_input[0].set_value(20)

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from collectors.loop import AsyncRunner
 
 __all__ = [
-    "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "RunOutcome", "SkipRun", "close_abandoned",
-    "lease_key", "run_job", "slot_of",
+    "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "RunOutcome", "RunPlace", "SkipRun", "SlotTiming",
+    "close_abandoned", "lease_key", "run_job", "slot_of",
 ]
 
 log = logging.getLogger("headroom.collectors")
@@ -163,97 +163,134 @@ def lease_key(job: str, slot: float) -> str:
     return f"lease:job:{job}:{slot:.3f}"
 
 
-def run_job(name: str, scheduled_at: float, fn: JobFn, *, writer: MetricsWriter, lease_store: StateStore | None,
-            clock: Clock, deadline_s: float, grace_s: float | None = None, interval_s: float | None = None,
-            async_runner: AsyncRunner | None = None, stop: threading.Event | None = None,
-            owner: str | None = None, source: str = DEFAULT_SOURCE, not_before: float | None = None) -> RunOutcome:
+@dataclass(frozen=True, slots=True)
+class SlotTiming:
+    """How one job's slots are timed.
+
+    Attributes:
+        deadline_s: the longest a run may take.
+        grace_s: the latest a run may start after its slot (None: any lateness).
+        interval_s: the job's interval, to record slots nobody ran as missed (None: don't).
+        not_before: record missed slots only from this time on (when this replica
+            started: earlier gaps are downtime, which the ``job_missed`` alert reports).
+    """
+
+    deadline_s: float
+    grace_s: float | None = None
+    interval_s: float | None = None
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlace:
+    """Where runs are claimed, recorded and executed: shared by every job of a process.
+
+    Attributes:
+        writer: records the claim and the outcome (its ``host`` owns the lease by default).
+        clock: measures lateness, duration and the deadline.
+        lease_store: the shared state store for the lease (None: the DB claim alone guards).
+        async_runner: how ``async def`` jobs run (None: `collectors.loop.clock_runner` on ``clock``).
+        stop: set to abandon runs (shutdown).
+        owner: written into the lease (None: the writer's host).
+        source: the ``source`` column.
+    """
+
+    writer: MetricsWriter
+    clock: Clock
+    lease_store: StateStore | None = None
+    async_runner: AsyncRunner | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    owner: str | None = None
+    source: str = DEFAULT_SOURCE
+
+
+def run_job(name: str, scheduled_at: float, fn: JobFn, *, place: RunPlace, timing: SlotTiming) -> RunOutcome:
     """Claim, run, time and record one scheduled slot of a job. Never raises.
 
     Args:
         name: the job's name (the ``job`` column).
         scheduled_at: the slot's scheduled time, epoch seconds.
         fn: ``fn(ctx)`` returning a report (a mapping, an object with ``as_dict()``, or
-            None); ``async def`` functions are run through ``async_runner``.
-        writer: records the claim and the outcome.
-        lease_store: the shared state store for the lease (None: the DB claim alone guards).
-        clock: measures lateness, duration and the deadline.
-        deadline_s: the longest the run may take.
-        grace_s: the latest a run may start after its slot (None: any lateness).
-        interval_s: the job's interval, to record slots nobody ran as missed.
-        not_before: record missed slots only from this time on (when this replica
-            started: earlier gaps are downtime, which the ``job_missed`` alert reports).
-        async_runner: how async jobs run (default: `clock_runner`).
-        stop: set to abandon the run (shutdown).
-        owner: written into the lease (default: the writer's host).
-        source: the ``source`` column.
+            None); ``async def`` functions are run through ``place.async_runner``.
+        place: where the run is claimed, recorded and executed.
+        timing: the job's deadline, grace, interval.
 
     Returns:
         The `RunOutcome`.
     """
     slot = round(float(scheduled_at), 3)
     try:
-        return _run(name, slot, fn, writer=writer, lease_store=lease_store, clock=clock, deadline_s=deadline_s,
-                    grace_s=grace_s, interval_s=interval_s, async_runner=async_runner or _clock_runner(clock),
-                    stop=stop or threading.Event(), owner=owner or writer.host, source=source,
-                    not_before=not_before)
+        return _run(name, slot, fn, place, timing)
     except Exception as exc:  # the wrapper must never take the scheduler down
         log.exception("collector job %s (slot %.3f): the run wrapper failed", name, slot)
         return RunOutcome(name, slot, "failed", error=_one_line(exc))
 
 
-def _run(name: str, slot: float, fn: JobFn, *, writer: MetricsWriter, lease_store: StateStore | None, clock: Clock,
-         deadline_s: float, grace_s: float | None, interval_s: float | None, async_runner: AsyncRunner,
-         stop: threading.Event, owner: str, source: str, not_before: float | None) -> RunOutcome:
-    now = clock.now()
+def _run(name: str, slot: float, fn: JobFn, place: RunPlace, timing: SlotTiming) -> RunOutcome:
+    now = place.clock.now()
     lateness = now - slot
-    leased = _take_lease(lease_store, name, slot, now=now, ttl=deadline_s + (grace_s or 0.0) + LEASE_MARGIN_S,
-                         owner=owner)
+    claimed = _claim(name, slot, place, timing, now=now)
+    if isinstance(claimed, RunOutcome):
+        return claimed
+    if timing.grace_s is not None and lateness > timing.grace_s:
+        missed = f"missed: started {lateness:.3f}s after its slot (grace {timing.grace_s:g}s)"
+        return _finish(place, name, slot, "skipped", lateness, 0.0, missed, None, claimed)
+    start = place.clock.now()
+    ctx = JobContext(job=name, scheduled_at=slot, started_at=start, deadline_at=start + timing.deadline_s,
+                     clock=place.clock, stop=place.stop)
+    outcome, error, report = _attempt(fn, ctx, timing.deadline_s, place)
+    return _finish(place, name, slot, outcome, lateness, place.clock.now() - start, error, report, claimed)
+
+
+def _claim(name: str, slot: float, place: RunPlace, timing: SlotTiming, *, now: float) -> bool | RunOutcome:
+    """Take the slot's lease and its DB row; True: ours and recorded, False: ours but unrecorded
+    (the DB did not answer); a `RunOutcome` when this caller must not run it."""
+    leased = _take_lease(place.lease_store, name, slot, now=now,
+                         ttl=timing.deadline_s + (timing.grace_s or 0.0) + LEASE_MARGIN_S,
+                         owner=place.owner or place.writer.host)
     if leased is False:
-        return RunOutcome(name, slot, NOT_CLAIMED, lateness)
+        return RunOutcome(name, slot, NOT_CLAIMED, now - slot)
     try:
-        claimed: bool | None = writer.claim_run(name, slot, source=source)
+        claimed: bool | None = place.writer.claim_run(name, slot, source=place.source)
     except StoreError as exc:
         log.warning("collector job %s: cannot claim slot %.3f in the metrics DB (%s); "
                     "the lease alone guards it and this run goes unrecorded", name, slot, exc)
         claimed = None
     if claimed is False:
-        return RunOutcome(name, slot, NOT_CLAIMED, lateness)
+        return RunOutcome(name, slot, NOT_CLAIMED, now - slot)
     if claimed is None and leased is None:
         log.error("collector job %s: slot %.3f not run: neither the state store nor the metrics DB "
                   "answered, so nothing stops another replica from running it too", name, slot)
-        return RunOutcome(name, slot, NOT_RUN, lateness)
-    if claimed and interval_s:
-        _record_missed(writer, name, slot, interval_s, now=now, source=source, not_before=not_before)
+        return RunOutcome(name, slot, NOT_RUN, now - slot)
+    if claimed and timing.interval_s:
+        _record_missed(place.writer, name, slot, timing.interval_s, now=now, source=place.source,
+                       not_before=timing.not_before)
+    return claimed is True
 
-    if grace_s is not None and lateness > grace_s:
-        missed = f"missed: started {lateness:.3f}s after its slot (grace {grace_s:g}s)"
-        return _finish(writer, name, slot, "skipped", lateness, 0.0, missed, None, claimed is True, source)
 
-    start = clock.now()
-    ctx = JobContext(job=name, scheduled_at=slot, started_at=start, deadline_at=start + deadline_s, clock=clock,
-                     stop=stop)
-    report: Mapping[str, Any] | None = None
-    error: str | None = None
+def _attempt(fn: JobFn, ctx: JobContext, deadline_s: float,
+             place: RunPlace) -> tuple[str, str | None, Mapping[str, Any] | None]:
+    """Run the job under its deadline; returns (outcome, error, report)."""
+    clock, stop = place.clock, place.stop
     try:
-        report = _as_report(_execute(fn, ctx, deadline_s, async_runner, stop))
-        outcome = "ok"
-        took = clock.now() - start
+        report = _as_report(_execute(fn, ctx, deadline_s, place.async_runner or _clock_runner(clock), stop))
+        took = clock.now() - ctx.started_at
         if took > deadline_s:
-            outcome, error = "timed_out", f"finished after {took:.3f}s, past its deadline of {deadline_s:g}s"
+            return "timed_out", f"finished after {took:.3f}s, past its deadline of {deadline_s:g}s", report
+        return "ok", None, report
     except SkipRun as exc:
-        outcome, error = "skipped", str(exc) or "skipped"
+        return "skipped", str(exc) or "skipped", None
     except DeadlineExceeded as exc:
-        outcome, error = "timed_out", f"timed out: {exc}"
+        return "timed_out", f"timed out: {exc}", None
     except Interrupted as exc:
-        outcome, error = "failed", f"interrupted: {exc}"
+        return "failed", f"interrupted: {exc}", None
     except (Exception, asyncio.CancelledError) as exc:  # a job's failure is data
         if stop.is_set() and isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError)):
             # Shutdown cancelled the run: say so plainly, without a traceback.
-            outcome, error = "failed", "interrupted: the collector is shutting down"
-        else:
-            outcome, error = "failed", _one_line(exc)
-            log.warning("collector job %s (slot %.3f) failed: %s", name, slot, error, exc_info=exc)
-    return _finish(writer, name, slot, outcome, lateness, clock.now() - start, error, report, claimed is True, source)
+            return "failed", "interrupted: the collector is shutting down", None
+        error = _one_line(exc)
+        log.warning("collector job %s (slot %.3f) failed: %s", ctx.job, ctx.scheduled_at, error, exc_info=exc)
+        return "failed", error, None
 
 
 def _clock_runner(clock: Clock) -> AsyncRunner:
@@ -321,9 +358,10 @@ def _take_lease(store: StateStore | None, name: str, slot: float, *, now: float,
         return None
 
 
-def _finish(writer: MetricsWriter, name: str, slot: float, outcome: str, lateness: float, duration: float,
-            error: str | None, report: Mapping[str, Any] | None, claimed: bool, source: str) -> RunOutcome:
+def _finish(place: RunPlace, name: str, slot: float, outcome: str, lateness: float, duration: float,
+            error: str | None, report: Mapping[str, Any] | None, claimed: bool) -> RunOutcome:
     recorded = False
+    writer, source = place.writer, place.source
     if claimed:
         try:
             try:

@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from collectors import alerts, jobs
-from collectors.loop import AsyncRunner, LoopThread
-from collectors.runs import JobContext, JobFn, RunOutcome, run_job, slot_of
+from collectors.loop import LoopThread
+from collectors.runs import JobContext, JobFn, RunOutcome, RunPlace, SlotTiming, run_job, slot_of
 from collectors.webhook import Webhook
 from scaling.ai_costs import MetricsSink
 from scaling.appdb.engine import make_engine
@@ -252,17 +252,18 @@ class Collectors:
         self.wall = wall
         self.outcomes: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._runner: AsyncRunner | None = res.loop
         self.started = wall()
+        self._place = RunPlace(res.writer, res.clock, lease_store=res.store, async_runner=res.loop, stop=self.stop)
 
     def fire(self, name: str, scheduled_at: float | None = None) -> RunOutcome:
         """Run the current slot of a job (what the scheduler calls)."""
         spec = self.specs[name]
         slot = slot_of(self.wall(), spec.interval_s) if scheduled_at is None else scheduled_at
-        outcome = run_job(name, slot, spec.fn, writer=self.res.writer, lease_store=self.res.store, clock=self.res.clock,
-                          deadline_s=spec.deadline_s, grace_s=spec.grace_s if scheduled_at is None else None,
-                          interval_s=spec.interval_s if scheduled_at is None else None,
-                          async_runner=self._runner, stop=self.stop, not_before=self.started)
+        # A slot fired by the schedule may be late (grace) and may have gaps before it; one
+        # fired by hand (catch-up, --once) is run whenever it is asked for.
+        timing = SlotTiming(spec.deadline_s, not_before=self.started) if scheduled_at is not None else \
+            SlotTiming(spec.deadline_s, grace_s=spec.grace_s, interval_s=spec.interval_s, not_before=self.started)
+        outcome = run_job(name, slot, spec.fn, place=self._place, timing=timing)
         with self._lock:
             self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
         return outcome

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from collectors import jobs
-from collectors.runs import JobContext, run_job
+from collectors.runs import JobContext, RunPlace, SlotTiming, run_job
 from scaling.appdb.demo import fill_demo_data
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import upgrade as app_upgrade
@@ -153,7 +153,8 @@ def test_cleanup_past_its_deadline_stops_between_batches(app_engine: Engine, eng
         clock.advance(31)  # the first batches took the whole budget
         return jobs.cleanup_job(ctx, app_engine=app_engine, writer=writer, batch_size=50)
 
-    out = run_job("cleanup", clock.now(), slow_cleanup, writer=writer, lease_store=store, clock=clock, deadline_s=30)
+    out = run_job("cleanup", clock.now(), slow_cleanup, place=RunPlace(writer, clock, lease_store=store),
+                  timing=SlotTiming(deadline_s=30))
     assert out.outcome == "timed_out" and "deadline" in (out.error or "")
 
 

@@ -14,7 +14,9 @@ from collectors.runs import (
     NOT_RUN,
     DeadlineExceeded,
     JobContext,
+    RunPlace,
     SkipRun,
+    SlotTiming,
     close_abandoned,
     lease_key,
     run_job,
@@ -37,9 +39,10 @@ def _runs(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _run(name: str, slot: float, fn: Any, writer: MetricsWriter, store: StateStore | None, clock: VirtualClock,
-         **kw: Any) -> Any:
-    kw.setdefault("deadline_s", 30.0)
-    return run_job(name, slot, fn, writer=writer, lease_store=store, clock=clock, **kw)
+         *, deadline_s: float = 30.0, grace_s: float | None = None, interval_s: float | None = None,
+         not_before: float | None = None, stop: threading.Event | None = None, async_runner: Any = None) -> Any:
+    place = RunPlace(writer, clock, lease_store=store, async_runner=async_runner, stop=stop or threading.Event())
+    return run_job(name, slot, fn, place=place, timing=SlotTiming(deadline_s, grace_s, interval_s, not_before))
 
 
 class _DownStore(MemoryStore):

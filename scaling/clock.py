@@ -10,12 +10,15 @@ rate-limit waits takes as long as the code takes to run, deterministically.
 from __future__ import annotations
 
 import asyncio
+import logging
 import selectors
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Clock", "StoreTimeClock", "SystemClock", "VirtualClock"]
+__all__ = ["Clock", "StoreTimeClock", "SystemClock", "VirtualClock", "running_virtual"]
+
+log = logging.getLogger("headroom.clock")
 
 T = TypeVar("T")
 
@@ -51,6 +54,10 @@ class StoreTimeClock:
     even when host clocks are seconds apart. The offset is re-read every
     ``resync_every`` seconds: one extra round trip a minute, not one per call.
 
+    If a resync fails (the store is down), the last offset is kept, one warning is
+    logged, and the next attempt waits another ``resync_every``: asking the time must
+    never fail, or the outage policy of every caller would be moot.
+
     Args:
         source: a callable returning the store's epoch seconds (``store.time``).
         resync_every: seconds between offset refreshes.
@@ -61,17 +68,28 @@ class StoreTimeClock:
         self._resync_every = resync_every
         self._offset = 0.0
         self._synced_at = float("-inf")
+        self._failing = False
 
     def now(self) -> float:
         local = time.time()
         if local - self._synced_at >= self._resync_every:
             before = time.time()
-            remote = self._source()
+            try:
+                remote = self._source()
+            except Exception as exc:  # noqa: BLE001 - any store failure: keep the last offset
+                self._synced_at = time.time()
+                if not self._failing:
+                    log.warning("store clock unreachable (%s); keeping the last offset %+.3fs", exc, self._offset)
+                    self._failing = True
+                return self._synced_at + self._offset
             after = time.time()
             # The remote reading was taken somewhere in the round trip: assume the middle.
             self._offset = remote - (before + after) / 2
             self._synced_at = after
             local = after
+            if self._failing:
+                log.warning("store clock reachable again; offset %+.3fs", self._offset)
+                self._failing = False
         return local + self._offset
 
     async def sleep(self, seconds: float) -> None:
@@ -159,13 +177,23 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock) -> None:
         super().__init__()
         self._virtual_clock = clock
-        self._selector = _FastForwardSelector(self._selector, clock)  # type: ignore[has-type]
+        inner: selectors.BaseSelector = self._selector  # type: ignore[has-type]  # set by the base class
+        # Duck-typed: the loop only calls select() and the registration methods it forwards.
+        self._selector = _FastForwardSelector(inner, clock)
         # Timers due within this much of "now" run in the same tick; keep it tiny so
         # virtual time is exact to the microsecond.
         self._clock_resolution = 1e-6
 
     def time(self) -> float:
         return self._virtual_clock._t
+
+
+def running_virtual() -> bool:
+    """True inside `VirtualClock.run` (code that must not hop to threads: see `scaling.store.outage`)."""
+    try:
+        return isinstance(asyncio.get_running_loop(), _VirtualEventLoop)
+    except RuntimeError:
+        return False
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:

@@ -200,7 +200,7 @@ class Fetcher:
     async def _attempt(self, method: str, url: str, name: str, tokens: int, deadline: float, send_by: float,
                        usage_tokens: Callable[[Any], int] | None, kwargs: dict[str, Any]
                        ) -> tuple[httpx.Response, Any, float]:
-        ticket = self.breaker.before_call() if self.breaker else Ticket()
+        ticket = await self.breaker.abefore_call() if self.breaker else Ticket()
         now = self.clock.now()
         permit = await self.limiter.acquire(tokens=tokens, max_wait=max(0.0, send_by - now))
         remaining = deadline - self.clock.now()
@@ -212,42 +212,42 @@ class Fetcher:
                                               timeout=min(self.timeout_s, remaining))
         except (TimeoutError, httpx.TimeoutException):
             self._count("timeout")
-            self._failure(ticket)
+            await self._failure(ticket)
             raise _Retry(TransientError(f"no answer within {min(self.timeout_s, remaining):.1f}s",
                                         upstream=self.upstream, endpoint=name), None) from None
         except httpx.TransportError as exc:
             self._count("connection")
-            self._failure(ticket)
+            await self._failure(ticket)
             raise _Retry(TransientError(f"connection failed: {exc.__class__.__name__}", upstream=self.upstream,
                                         endpoint=name), None) from None
         answer = classify(self.upstream, response, now=self.clock.now())
         self._count(answer.outcome.value)
         if answer.outcome is Outcome.OK:
-            self._success(ticket)
+            await self._success(ticket)
             if usage_tokens is not None:
                 try:
                     used = int(usage_tokens(answer.body))
                 except (KeyError, TypeError, ValueError, AttributeError):
                     used = permit.tokens  # unknown usage: keep the reservation rather than guess low
-                self.limiter.settle(permit, used)
+                await self.limiter.asettle(permit, used)
             return response, answer.body, permit.waited
-        self.limiter.settle(permit, permit.tokens)
+        await self.limiter.asettle(permit, permit.tokens)
         if answer.outcome is Outcome.THROTTLED:
             self.stats.upstream_429 += 1
-            self._success(ticket)  # throttling is not ill health
-            cooldown = self.limiter.record_429(answer.retry_after)
+            await self._success(ticket)  # throttling is not ill health
+            cooldown = await self.limiter.arecord_429(answer.retry_after)
             err = Throttled(answer.detail, upstream=self.upstream, endpoint=name, status=answer.status,
                             retry_after=cooldown)
             if self.clock.now() + cooldown > deadline:
                 raise err  # a ban longer than our budget: fail fast, do not queue into it
             raise _Retry(err, answer)
         if answer.outcome is Outcome.QUOTA:
-            self._success(ticket)
+            await self._success(ticket)
             raise QuotaExhausted(answer.detail, upstream=self.upstream, endpoint=name, status=answer.status)
         if answer.outcome is Outcome.PERMANENT:
-            self._success(ticket)
+            await self._success(ticket)
             raise PermanentError(answer.detail, upstream=self.upstream, endpoint=name, status=answer.status)
-        self._failure(ticket)
+        await self._failure(ticket)
         if answer.outcome is Outcome.MALFORMED:
             raise _Retry(MalformedResponse(answer.detail, upstream=self.upstream, endpoint=name,
                                            status=answer.status), answer)
@@ -258,13 +258,14 @@ class Fetcher:
     def _count(self, outcome: str) -> None:
         self.stats.by_outcome[outcome] = self.stats.by_outcome.get(outcome, 0) + 1
 
-    def _success(self, ticket: Ticket) -> None:
+    async def _success(self, ticket: Ticket) -> None:
+        # Never raises for the store: the answer is in hand and is returned whatever happens.
         if self.breaker:
-            self.breaker.record_success(ticket)
+            await self.breaker.arecord_success(ticket)
 
-    def _failure(self, ticket: Ticket) -> None:
+    async def _failure(self, ticket: Ticket) -> None:
         if self.breaker:
-            self.breaker.record_failure(ticket)
+            await self.breaker.arecord_failure(ticket)
 
 
 @functools.lru_cache(maxsize=4096)

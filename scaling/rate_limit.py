@@ -20,14 +20,17 @@ from scaling.errors import ConfigurationError, RateLimited, StoreError
 from scaling.settings import RateSpec, Settings
 from scaling.store import GcraDecision, GcraRate, StateStore
 from scaling.store.memory import MemoryStore
+from scaling.store.outage import OutagePolicy, offload
 
 __all__ = ["Headroom", "Permit", "RateLimiter"]
 
 log = logging.getLogger("headroom.ratelimit")
 metrics_log = logging.getLogger("headroom.metrics")
 
-#: Cooldown when a 429 carries no readable Retry-After (the upstream app's default).
-DEFAULT_COOLDOWN_S = 5.0
+#: The most a first throttle without Retry-After costs (limits with long windows).
+FIRST_UNKNOWN_COOLDOWN_S = 5.0
+#: The longest cooldown a run of throttles without Retry-After grows to.
+MAX_UNKNOWN_COOLDOWN_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class RateLimiter:
             single reservation; defaults to a quarter of the limit).
         key: the credential this budget belongs to (each Spotify app has its own).
         clock: time source; `StoreTimeClock` in production so hosts agree.
-        outage_policy: "closed" raises `StoreError` while the store is down;
+        outage_policy: `OutagePolicy.CLOSED` raises `StoreError` while the store is down;
             "open" falls back to a per-process limiter at ``1/fail_open_share``
             of the rate, so N processes together stay under the limit.
         fail_open_share: how many processes share the budget when failing open.
@@ -88,10 +91,10 @@ class RateLimiter:
     """
 
     def __init__(self, store: StateStore, upstream: str, requests: RateSpec, *, tokens: RateSpec | None = None,
-                 key: str = "default", clock: Clock | None = None, outage_policy: str = "closed",
-                 fail_open_share: int = 4, warn_ratio: float = 0.8) -> None:
-        if outage_policy not in ("closed", "open"):
-            raise ConfigurationError(f"outage policy must be 'closed' or 'open', got {outage_policy!r}")
+                 key: str = "default", clock: Clock | None = None,
+                 outage_policy: OutagePolicy | str = OutagePolicy.CLOSED, fail_open_share: int = 4,
+                 warn_ratio: float = 0.8) -> None:
+        policy = OutagePolicy.parse(outage_policy)
         if fail_open_share < 1:
             raise ConfigurationError("fail_open_share must be at least 1")
         self.store = store
@@ -100,13 +103,19 @@ class RateLimiter:
         self.requests = requests
         self.tokens = tokens
         self.clock: Clock = clock or SystemClock()
-        self.outage_policy = outage_policy
+        self.outage_policy = policy
         self.warn_ratio = warn_ratio
         self._store_key = f"ratelimit:{upstream}:{key}"
         self._fallback: RateLimiter | None = None
         self._share = fail_open_share
         self._degraded = False
         self._rates_memo: dict[tuple[RateSpec, RateSpec | None, int], list[GcraRate]] = {}
+        # The latest cooldown end this process saw: a floor the store may forget (a restart
+        # without persistence) but the upstream did not.
+        self._floor = 0.0
+        # Throttles without Retry-After: the last one's time and cost, to grow only on repeats.
+        self._unknown_at = float("-inf")
+        self._unknown_cost = 0.0
 
     @classmethod
     def from_settings(cls, store: StateStore, settings: Settings, upstream: str, *, key: str = "default",
@@ -167,7 +176,7 @@ class RateLimiter:
         deadline = start + max(0.0, max_wait)
         while True:
             now = self.clock.now()
-            decision = self._acquire_once(reserve, now, deadline - now)
+            decision = await self._acquire_once(reserve, now, deadline - now)
             if not decision.admitted:
                 in_cd = decision.cooldown_until > now
                 raise RateLimited(self._store_key, decision.wait, cooldown=in_cd)
@@ -176,18 +185,31 @@ class RateLimiter:
                 return Permit(waited=now - start, tokens=reserve, send_at=now)
             await self.clock.sleep(decision.wait)
             # A 429 seen by another process while we slept cancels our slot: queue again after it.
-            if self._cooldown_until(self.clock.now()) <= self.clock.now():
-                return Permit(waited=self.clock.now() - start, tokens=reserve, send_at=decision.send_at)
+            woke = self.clock.now()
+            if await self._cooldown_until(woke) <= woke:
+                return Permit(waited=woke - start, tokens=reserve, send_at=decision.send_at)
 
-    def _acquire_once(self, tokens: int, now: float, budget: float) -> GcraDecision:
+    async def _acquire_once(self, tokens: int, now: float, budget: float) -> GcraDecision:
         try:
-            decision = self.store.gcra_acquire(self._store_key, self._rates(tokens), now=now, max_wait=budget)
+            decision = await offload(self.store, lambda: self._step(self.store, self._rates(tokens), now, budget),
+                                     "limiter acquire")
         except StoreError as exc:
-            return self._on_outage(exc).store.gcra_acquire(self._store_key, self._fallback_rates(tokens),
-                                                           now=now, max_wait=budget)
+            fallback = self._on_outage(exc).store
+            return self._step(fallback, self._fallback_rates(tokens), now, budget)
         if self._degraded:
             log.warning("[%s] state store is back; shared limiting resumed", self.upstream)
             self._degraded = False
+        return decision
+
+    def _step(self, store: StateStore, rates: list[GcraRate], now: float, budget: float) -> GcraDecision:
+        decision = store.gcra_acquire(self._store_key, rates, now=now, max_wait=budget)
+        if self._floor > max(now, decision.cooldown_until):
+            # The store lost a ban this process saw (restarted empty, or the fallback is
+            # new): put it back before anyone sends into it, then queue again behind it.
+            log.warning("[%s] cooldown until %.0f missing from the %s store; re-seeded", self.upstream,
+                        self._floor, store.backend)
+            store.gcra_cooldown(self._store_key, self._floor, now=now, window=self.requests.window)
+            decision = store.gcra_acquire(self._store_key, rates, now=now, max_wait=budget)
         return decision
 
     def _fallback_rates(self, tokens: int) -> list[GcraRate]:
@@ -200,7 +222,7 @@ class RateLimiter:
         return rates
 
     def _on_outage(self, exc: StoreError) -> RateLimiter:
-        if self.outage_policy == "closed":
+        if self.outage_policy is OutagePolicy.CLOSED:
             raise exc
         if not self._degraded:
             log.warning("[%s] state store unavailable (%s); failing open at 1/%d of the limit per process",
@@ -231,12 +253,15 @@ class RateLimiter:
                 "limit": self.requests.limit, "window_s": self.requests.window,
                 "utilisation": round(used / self.requests.limit, 3)}))
 
-    def _cooldown_until(self, now: float) -> float:
+    async def _cooldown_until(self, now: float) -> float:
         try:
-            return self.store.gcra_snapshot(self._store_key, now=now, window=self.requests.window).cooldown_until
+            snap = await offload(self.store, lambda: self.store.gcra_snapshot(self._store_key, now=now,
+                                                                               window=self.requests.window),
+                                 "limiter cooldown read")
         except StoreError as exc:
             self._on_outage(exc)
-            return 0.0
+            return self._floor if self._floor > now else 0.0
+        return max(snap.cooldown_until, self._floor if self._floor > now else 0.0)
 
     # -- after the call -------------------------------------------------------------------
     def settle(self, permit: Permit, used_tokens: int) -> None:
@@ -252,24 +277,64 @@ class RateLimiter:
         except StoreError as exc:
             log.warning("[%s] could not settle %d tokens: %s", self.upstream, delta, exc)
 
+    async def asettle(self, permit: Permit, used_tokens: int) -> None:
+        """`settle` off the event loop (it never raises for the store)."""
+        if self.tokens is not None and permit.tokens != max(0, int(used_tokens)):
+            try:
+                await offload(self.store, lambda: self.settle(permit, used_tokens), "limiter settle")
+            except StoreError as exc:
+                log.warning("[%s] could not settle tokens: %s", self.upstream, exc)
+
     def record_429(self, retry_after: float | None) -> float:
         """Start the shared cooldown after an upstream 429.
 
         Args:
-            retry_after: seconds the upstream asked for (None if it did not say or
-                said nonsense: `DEFAULT_COOLDOWN_S` applies).
+            retry_after: seconds the upstream asked for. None (it did not say, or said
+                nonsense) costs one window of the limit (at most
+                `FIRST_UNKNOWN_COOLDOWN_S`), doubling (up to
+                `MAX_UNKNOWN_COOLDOWN_S`) only while such throttles keep coming.
 
         Returns:
             Seconds until the cooldown (possibly extended by another process) ends.
+
+        Raises:
+            StoreError: the store is down and the policy is fail-closed.
         """
-        now = self.clock.now()
-        wait = DEFAULT_COOLDOWN_S if retry_after is None else max(0.0, retry_after)
+        now, wait = self._ban(retry_after)
         try:
             until = self.store.gcra_cooldown(self._store_key, now + wait, now=now, window=self.requests.window)
         except StoreError as exc:
             until = self._on_outage(exc).store.gcra_cooldown(self._store_key, now + wait, now=now,
                                                              window=self.requests.window)
-        log.warning("[%s] 429 received, entering cooldown for %.0fs", self.upstream, until - now)
+        return self._banned(now, until)
+
+    async def arecord_429(self, retry_after: float | None) -> float:
+        """`record_429` off the event loop."""
+        now, wait = self._ban(retry_after)
+        try:
+            until = await offload(self.store, lambda: self.store.gcra_cooldown(
+                self._store_key, now + wait, now=now, window=self.requests.window), "limiter cooldown")
+        except StoreError as exc:
+            until = self._on_outage(exc).store.gcra_cooldown(self._store_key, now + wait, now=now,
+                                                             window=self.requests.window)
+        return self._banned(now, until)
+
+    def _ban(self, retry_after: float | None) -> tuple[float, float]:
+        now = self.clock.now()
+        if retry_after is not None:
+            return now, max(0.0, retry_after)
+        # One window of the limit is what an over-count by a rolling-window upstream can
+        # cost at most; long windows (Spotify's 30 s) start from the old 5 s instead.
+        base = min(self.requests.window, FIRST_UNKNOWN_COOLDOWN_S)
+        # A repeat is a throttle within a window of the last one's cooldown ending.
+        repeat = now <= self._unknown_at + self._unknown_cost + self.requests.window
+        cost = min(MAX_UNKNOWN_COOLDOWN_S, self._unknown_cost * 2) if repeat else base
+        self._unknown_at, self._unknown_cost = now, max(cost, base)
+        return now, self._unknown_cost
+
+    def _banned(self, now: float, until: float) -> float:
+        self._floor = max(self._floor, until)
+        log.warning("[%s] 429 received, entering cooldown for %.1fs", self.upstream, until - now)
         return until - now
 
     def headroom(self) -> Headroom:

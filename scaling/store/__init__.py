@@ -63,7 +63,12 @@ def open_store(url: str, namespace: str = "headroom") -> StateStore:
         ConfigurationError: the scheme is not one of memory, sqlite, postgresql, redis.
         StoreError: the server cannot be reached.
     """
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    try:
+        parts.port  # noqa: B018 - parsing it is the check: a bad port is a config error, not a traceback
+    except ValueError as exc:
+        raise ConfigurationError(f"HEADROOM_STATE_URL: {exc}", variable="HEADROOM_STATE_URL") from None
     factory = _SCHEMES.get(scheme)
     if factory is None:
         raise ConfigurationError(f"HEADROOM_STATE_URL: unsupported scheme {scheme or '(none)'!r}; expected one of "

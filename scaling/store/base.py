@@ -11,8 +11,10 @@ read as absent; backends also drop them physically (Redis TTL with slack, SQL by
 from __future__ import annotations
 
 import contextlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from scaling.errors import StoreError
@@ -34,9 +36,24 @@ class StateStore(ABC):
     """
 
     backend: str = "abstract"
+    #: The longest one call may take before the driver gives up (socket, statement or
+    #: busy timeout); `scaling.store.outage.offload` abandons a call a little after it.
+    call_timeout_s: float = 2.0
+    #: Threads async callers' round trips run on (one connection each for SQL stores).
+    max_threads: int = 8
 
     def __init__(self, namespace: str = "headroom") -> None:
         self.namespace = namespace
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        """This store's own thread pool: a stalled server ties up its threads, never the
+        loop's default executor (which resolves host names for the HTTP clients)."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.max_threads, thread_name_prefix=f"store-{self.backend}")
+            return self._executor
 
     def _k(self, key: str) -> str:
         return f"{self.namespace}:{key}"
@@ -52,7 +69,7 @@ class StateStore(ABC):
             yield
         except StoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every driver has its own tree
+        except Exception as exc:  # every driver has its own tree
             if not self._is_driver_error(exc):
                 raise
             raise StoreError(f"{self.backend} {what} failed: {exc.__class__.__name__}: {exc}",
@@ -114,7 +131,12 @@ class StateStore(ABC):
         self.time()
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections (subclasses call this too: it stops the thread pool)."""
+        with self._executor_lock:
+            pool, self._executor = self._executor, None
+        if pool is not None:
+            # Threads stuck on a stopped server must not hold the process open.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> StateStore:
         return self

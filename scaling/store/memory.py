@@ -56,7 +56,7 @@ class MemoryStore(StateStore):
         # Expired entries stay until purge_expired: another caller's clock may be behind.
         if exp is not None and exp <= now:
             return None
-        return value.raw() if type(value) is _Gcra else value  # type: ignore[union-attr,return-value]
+        return value.raw() if type(value) is _Gcra else value  # type: ignore[return-value]
 
     def _live_state(self, k: str, now: float) -> dict[str, Any] | None:
         """A private copy of a live limiter key's decoded state (None if absent or expired)."""
@@ -65,7 +65,7 @@ class MemoryStore(StateStore):
             return None
         value = item[0]
         # gcra's steps replace the "tat" list rather than mutate it, so a shallow copy is private.
-        return dict(value.state) if type(value) is _Gcra else gcra.decode(value)  # type: ignore[union-attr,arg-type]
+        return dict(value.state) if type(value) is _Gcra else gcra.decode(value)  # type: ignore[arg-type]
 
     def get(self, key: str, *, now: float) -> bytes | None:
         with self._lock:

@@ -1,21 +1,31 @@
 """State store on Redis. Every operation is one Lua script (``lua/kv.lua``,
 ``lua/gcra.lua``), so it is atomic on the server; `update` with an arbitrary Python
-function uses an optimistic WATCH/MULTI transaction, retried on conflict."""
+function uses an optimistic WATCH/MULTI transaction, retried a bounded number of
+times on conflict (`StoreContention` after that, never a spin without end)."""
 
 from __future__ import annotations
 
+import random
 import time
 from importlib import resources
 from typing import Any, TypeVar
 
+from scaling.errors import StoreError
 from scaling.store import gcra
 from scaling.store.base import StateStore, UpdateFn
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "StoreContention"]
 
 T = TypeVar("T")
 
 _SLACK_MS = 300_000  # physical expiry trails logical expiry; see lua/kv.lua
+#: Optimistic `update` attempts before giving up: only a key written by many processes
+#: in the same few milliseconds loses this often, and then a typed error beats a spin.
+MAX_WATCH_ATTEMPTS = 100
+
+
+class StoreContention(StoreError):
+    """An optimistic transaction lost to concurrent writers too many times in a row."""
 
 
 def _script(name: str) -> str:
@@ -28,17 +38,19 @@ class RedisStore(StateStore):
     Args:
         url: ``redis://host:port/db`` (``rediss://`` for TLS).
         namespace: key prefix.
-        timeout: socket timeout in seconds.
+        timeout: seconds one command (and one connect) may take before it fails: a stopped
+            or unreachable server costs a caller this, never more.
     """
 
     backend = "redis"
 
-    def __init__(self, url: str, namespace: str = "headroom", *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, namespace: str = "headroom", *, timeout: float = 2.0) -> None:
         import redis
 
         super().__init__(namespace)
+        self.call_timeout_s = timeout
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                           health_check_interval=30)
+                                           socket_keepalive=True, health_check_interval=30)
         self._kv = self._redis.register_script(_script("kv.lua"))
         self._gcra = self._redis.register_script(_script("gcra.lua"))
         with self._translate("open"):
@@ -55,7 +67,8 @@ class RedisStore(StateStore):
         with self._translate(what):
             try:
                 # EVALSHA directly: redis-py's Script wrapper costs a fifth of a hot-path call.
-                return self._redis.execute_command("EVALSHA", script.sha, 1, self._k(key), *args)
+                return self._redis.execute_command(  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    "EVALSHA", script.sha, 1, self._k(key), *args)
             except redis.exceptions.NoScriptError:
                 return script(keys=[self._k(key)], args=list(args))  # loads the script, then runs it
 
@@ -89,38 +102,40 @@ class RedisStore(StateStore):
         import redis
 
         k = self._k(key)
-        with self._translate("update"):
-            with self._redis.pipeline() as pipe:
-                while True:
-                    try:
-                        pipe.watch(k)
-                        v, x = pipe.hmget(k, "v", "x")
-                        live = v is not None and (x in (None, b"") or float(x) > now)
-                        new, expires_at, result = fn(bytes(v) if live else None)
-                        pipe.multi()
-                        pipe.delete(k)
-                        if new is not None:
-                            if expires_at is None:
-                                pipe.hset(k, mapping={"v": new})
-                            else:
-                                pipe.hset(k, mapping={"v": new, "x": f"{expires_at:.6f}"})
-                                pipe.pexpire(k, max(1, int((expires_at - now) * 1000)) + _SLACK_MS)
-                        pipe.execute()
-                        return result
-                    except redis.WatchError:
-                        continue
+        with self._translate("update"), self._redis.pipeline() as pipe:
+            for attempt in range(MAX_WATCH_ATTEMPTS):
+                try:
+                    pipe.watch(k)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    v, x = pipe.hmget(k, "v", "x")
+                    live = v is not None and (x in (None, b"") or float(x) > now)
+                    new, expires_at, result = fn(_raw(v) if live else None)
+                    pipe.multi()
+                    pipe.delete(k)
+                    if new is not None:
+                        if expires_at is None:
+                            pipe.hset(k, mapping={"v": new})
+                        else:
+                            pipe.hset(k, mapping={"v": new, "x": f"{expires_at:.6f}"})
+                            pipe.pexpire(k, max(1, int((expires_at - now) * 1000)) + _SLACK_MS)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    # Back off a little, randomly, so a crowd of writers stops colliding.
+                    time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
+        raise StoreContention(f"redis update of {key!r} lost {MAX_WATCH_ATTEMPTS} optimistic transactions in a row",
+                              backend=self.backend)
 
     def keys(self, prefix: str, *, now: float) -> list[str]:
         cut = len(self.namespace) + 1
         with self._translate("keys"):
-            found = [k for k in self._redis.scan_iter(match=_glob_escape(self._k(prefix)) + "*", count=1000)]
+            found = list(self._redis.scan_iter(match=_glob_escape(self._k(prefix)) + "*", count=1000))
             if not found:
                 return []
             pipe = self._redis.pipeline(transaction=False)
             for k in found:
                 pipe.hmget(k, "v", "x")
             out = []
-            for k, (v, x) in zip(found, pipe.execute()):
+            for k, (_v, x) in zip(found, pipe.execute(), strict=True):
                 # Limiter hashes have no "v": they live until Redis expires them.
                 if x in (None, b"") or float(x) > now:
                     out.append(k.decode()[cut:])
@@ -147,6 +162,7 @@ class RedisStore(StateStore):
                 self._redis.delete(*batch)
 
     def close(self) -> None:
+        super().close()
         self._redis.close()
 
     # -- limiter operations as single Lua calls --------------------------------------
@@ -176,6 +192,10 @@ class RedisStore(StateStore):
         return gcra.GcraSnapshot(used=float(used), backlog=float(backlog), cooldown_until=cdf if cdf > now else 0.0,
                                  throttled=int(float(thr)), wait_seconds=float(wt), rejected=int(float(rej)),
                                  upstream_429=int(float(n429)))
+
+
+def _raw(value: bytes | str | None) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value or b"")
 
 
 def _glob_escape(text: str) -> str:

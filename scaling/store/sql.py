@@ -10,6 +10,7 @@ connections may cross those boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
+from scaling.errors import StoreError
 from scaling.store.base import StateStore, UpdateFn
 
 __all__ = ["PostgresStore", "SqliteStore"]
@@ -47,18 +49,14 @@ class _PerThread:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # it is already broken
                 conn.close()
-            except Exception:  # noqa: BLE001 - it is already broken
-                pass
 
     def close_all(self) -> None:
         with self._lock:
             for conn in self._all:
-                try:
+                with contextlib.suppress(Exception):
                     conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
             self._all.clear()
         self._local = threading.local()
 
@@ -69,17 +67,23 @@ class SqliteStore(StateStore):
     Args:
         path: the database file; its directory is created.
         namespace: key prefix.
-        busy_timeout: seconds a writer waits for the lock before failing.
+        busy_timeout: seconds a writer waits for the lock before failing (async callers
+            wait for it off the event loop, see `scaling.store.outage`).
     """
 
     backend = "sqlite"
 
-    def __init__(self, path: str | Path, namespace: str = "headroom", *, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: str | Path, namespace: str = "headroom", *, busy_timeout: float = 5.0) -> None:
         super().__init__(namespace)
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"sqlite cannot create {Path(self.path).parent}: {exc.strerror or exc}",
+                                 backend=self.backend, original=exc) from None
         self._busy = busy_timeout
+        self.call_timeout_s = busy_timeout
         self._conns = _PerThread(self._connect)
         with self._translate("open"):
             self._conns.get()
@@ -98,7 +102,8 @@ class SqliteStore(StateStore):
     def _exec(self, what: str, sql: str, params: Any = ()) -> sqlite3.Cursor:
         with self._translate(what):
             try:
-                return self._conns.get().execute(sql, params)
+                cursor: sqlite3.Cursor = self._conns.get().execute(sql, params)
+                return cursor
             except sqlite3.Error:
                 self._conns.drop()
                 raise
@@ -194,6 +199,7 @@ class SqliteStore(StateStore):
                    (len(self.namespace) + 1, self.namespace + ":"))
 
     def close(self) -> None:
+        super().close()
         self._conns.close_all()
 
 
@@ -204,14 +210,24 @@ class PostgresStore(StateStore):
         url: a ``postgresql://`` URL.
         namespace: key prefix.
         connect_timeout: seconds to wait for a connection.
+        statement_timeout: seconds the server lets one statement (lock waits included) run.
+
+    A dead or unreachable server is noticed by TCP keepalives within about
+    ``keepalives_idle + keepalives_interval * keepalives_count`` seconds and by
+    ``tcp_user_timeout`` for unacknowledged writes; a server that is stopped but whose
+    kernel still acknowledges is bounded by `scaling.store.outage.offload` for async
+    callers (the statement timeout cannot fire in a stopped server).
     """
 
     backend = "postgresql"
 
-    def __init__(self, url: str, namespace: str = "headroom", *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, namespace: str = "headroom", *, connect_timeout: float = 2.0,
+                 statement_timeout: float = 2.0) -> None:
         super().__init__(namespace)
         self._url = _libpq_url(url)
         self._timeout = connect_timeout
+        self._statement_ms = max(1, int(statement_timeout * 1000))
+        self.call_timeout_s = max(connect_timeout, statement_timeout)
         self._conns = _PerThread(self._connect)
         with self._translate("open"):
             conn = self._conns.get()
@@ -230,7 +246,13 @@ class PostgresStore(StateStore):
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+        ms = self._statement_ms
+        # Server-side bounds travel in the startup packet, so they hold for every statement
+        # (and survive a pooler that resets session state).
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, round(self._timeout)),
+                               options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+                               keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2,
+                               tcp_user_timeout=int(self.call_timeout_s * 1000) + 3000)
 
     def _exec(self, what: str, sql: str, params: Any = ()) -> Any:
         with self._translate(what):
@@ -327,6 +349,7 @@ class PostgresStore(StateStore):
                    (len(self.namespace) + 1, self.namespace + ":"))
 
     def close(self) -> None:
+        super().close()
         self._conns.close_all()
 
 

@@ -106,10 +106,15 @@ def test_cooldown_is_shared_and_lasts_as_long_as_retry_after(tmp_path: Path, clo
 
 
 def test_garbage_retry_after_still_cools_down(clock: VirtualClock) -> None:
-    """No usable Retry-After means the default cooldown, never zero."""
-    lim = limiter(MemoryStore(), clock)
-    assert lim.record_429(None) == pytest.approx(5.0)
+    """No usable Retry-After costs one window of the limit (never zero), doubling only on repeats."""
+    lim = limiter(MemoryStore(), clock, "4/1s")
+    assert lim.record_429(None) == pytest.approx(1.0)
     assert lim.headroom().in_cooldown
+    clock.advance(1.5)
+    assert lim.record_429(None) == pytest.approx(2.0)  # a repeat: the upstream still objects
+    clock.advance(600)
+    assert lim.record_429(None) == pytest.approx(1.0)  # long after: back to one window
+    assert limiter(MemoryStore(), clock, "60/30s").record_429(None) == pytest.approx(5.0)  # long windows: 5 s
 
 
 def test_waiter_scheduled_before_a_429_waits_for_the_cooldown(clock: VirtualClock) -> None:

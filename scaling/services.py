@@ -139,7 +139,7 @@ class Services:
                                    timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
         self.http[name] = client
         self.limiters[name] = limiter
-        self.breakers[name] = CircuitBreaker(self.store, name, clock=self.clock)
+        self.breakers[name] = CircuitBreaker(self.store, name, clock=self.clock, outage_policy=limiter.outage_policy)
         self.fetchers[name] = Fetcher(client, name.split("-")[0] if name == "spotify-accounts" else name, limiter,
                                       breaker=self.breakers[name], clock=self.clock, timeout_s=timeout)
 

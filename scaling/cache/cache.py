@@ -39,6 +39,7 @@ from scaling.cache.outcome import encode_outcome, rebuild_error
 from scaling.clock import Clock, SystemClock
 from scaling.errors import ConfigurationError, StoreError, TransientError
 from scaling.store import StateStore
+from scaling.store.outage import offload
 
 __all__ = ["Cache", "Expiring", "Lookup", "Origin"]
 
@@ -147,7 +148,7 @@ class Cache:
         counted = False
         while True:
             try:
-                found = self._read(fam, key)
+                found = self._found(fam, key, await self._get(layout.value_key(fam.name, key)))
             except StoreError as exc:
                 self._degraded(exc)
                 return Lookup(_unwrap(await fetch())[0], Origin.BYPASS)
@@ -184,7 +185,10 @@ class Cache:
             flight.exception()  # retrieved here so a flight nobody awaits any more is not reported
 
     def _read(self, fam: Family, key: str) -> Any:
-        raw = self.store.get(layout.value_key(fam.name, key), now=self.clock.now())
+        return self._found(fam, key, self.store.get(layout.value_key(fam.name, key), now=self.clock.now()))
+
+    def _found(self, fam: Family, key: str, raw: bytes | None) -> Any:
+        # On the loop's thread: the index's counters are not shared with store threads.
         if self._store_down:
             log.warning("state store is back; cache in use again")
             self._store_down = False
@@ -201,40 +205,53 @@ class Cache:
 
     # -- flights ---------------------------------------------------------------------------
     async def _fly(self, fam: Family, key: str, fetch: Fetch, max_wait_s: float | None) -> Lookup:
-        store, clock = self.store, self.clock
         vkey, lkey = layout.value_key(fam.name, key), layout.lease_key(fam.name, key)
         budget = self.wait_budget_s if max_wait_s is None else max_wait_s
-        deadline = clock.now() + budget
+        deadline = self.clock.now() + budget
         while True:
-            raw = store.get(vkey, now=clock.now())
+            raw = await self._get(vkey)
             if raw is not None:
                 return Lookup(json.loads(raw), Origin.COALESCED)
             self._seq += 1
             flight_id = f"{self.owner}:{self._seq}"
-            if store.add(lkey, flight_id.encode(), now=clock.now(), ttl=self.lease_ttl_s):
+            lease = flight_id.encode()
+            if await offload(self.store, lambda: self.store.add(lkey, lease, now=self.clock.now(),  # noqa: B023
+                                                                ttl=self.lease_ttl_s), "cache lease"):
                 return await self._lead(fam, key, fetch, flight_id)
-            following = store.get(lkey, now=clock.now())
+            following = await self._get(lkey)
             if following is None:
                 continue  # released between our add and get: read the value again
-            delay = self.poll_initial_s
-            while True:
-                if clock.now() >= deadline:
-                    raise TransientError(f"waited {budget:.0f}s for another process's fetch of this key",
-                                         upstream=f"cache:{fam.name}", endpoint=key[:80])
-                await clock.sleep(min(delay, max(0.0, deadline - clock.now())))
-                delay = min(delay * 1.5, self.poll_max_s)
-                raw = store.get(vkey, now=clock.now())
-                if raw is not None:
-                    return Lookup(json.loads(raw), Origin.COALESCED)
-                current = store.get(lkey, now=clock.now())
-                if current == following:
-                    continue
-                note = store.get(layout.done_key(fam.name, key, following.decode()), now=clock.now())
-                if note is not None:
-                    return self._from_note(note)
-                if current is None:
-                    break  # the leader died or gave up without an answer: try to lead
-                following = current  # a successor took over
+            found = await self._follow(fam, key, following, budget, deadline)
+            if found is not None:
+                return found
+
+    async def _get(self, key: str) -> bytes | None:
+        # Every round trip of a flight goes through the seam: none may block the loop.
+        return await offload(self.store, lambda: self.store.get(key, now=self.clock.now()), "cache get")
+
+    async def _follow(self, fam: Family, key: str, following: bytes, budget: float, deadline: float) -> Lookup | None:
+        """Wait for the leader's value or outcome; None when the leader vanished without one."""
+        vkey, lkey = layout.value_key(fam.name, key), layout.lease_key(fam.name, key)
+        clock = self.clock
+        delay = self.poll_initial_s
+        while True:
+            if clock.now() >= deadline:
+                raise TransientError(f"waited {budget:.0f}s for another process's fetch of this key",
+                                     upstream=f"cache:{fam.name}", endpoint=key[:80])
+            await clock.sleep(min(delay, max(0.0, deadline - clock.now())))
+            delay = min(delay * 1.5, self.poll_max_s)
+            raw = await self._get(vkey)
+            if raw is not None:
+                return Lookup(json.loads(raw), Origin.COALESCED)
+            current = await self._get(lkey)
+            if current == following:
+                continue
+            note = await self._get(layout.done_key(fam.name, key, following.decode()))
+            if note is not None:
+                return self._from_note(note)
+            if current is None:
+                return None  # the leader died or gave up without an answer: try to lead
+            following = current  # a successor took over
 
     def _from_note(self, note: bytes) -> Lookup:
         body = json.loads(note)
@@ -250,7 +267,7 @@ class Cache:
         lkey = layout.lease_key(fam.name, key)
         heartbeat = asyncio.ensure_future(self._heartbeat(lkey, flight_id))
         try:
-            raw = self.store.get(layout.value_key(fam.name, key), now=self.clock.now())
+            raw = await self._get(layout.value_key(fam.name, key))
             if raw is not None:  # an earlier flight stored it between our miss and our lease
                 return Lookup(json.loads(raw), Origin.COALESCED)
             self.index.count(fam.name, "fetches")
@@ -258,21 +275,22 @@ class Cache:
                 produced = await fetch()
             except Exception as exc:
                 self.index.count(fam.name, "errors")
-                self._note(fam, key, flight_id, error=exc)
+                await self._anote(fam, key, flight_id, error=exc)
                 raise
             value, ttl = _unwrap(produced)
             try:
-                stored = self._store_value(fam, key, value, ttl)
+                stored = await self._astore_value(fam, key, value, ttl)
             except StoreError as exc:
                 self._degraded(exc)
                 stored = False
             if not stored:
-                self._note(fam, key, flight_id, value=value)
+                await self._anote(fam, key, flight_id, value=value)
             return Lookup(value, Origin.FETCHED)
         finally:
             heartbeat.cancel()
             try:
-                self.store.compare_and_set(lkey, flight_id.encode(), None, now=self.clock.now())
+                await offload(self.store, lambda: self.store.compare_and_set(lkey, flight_id.encode(), None,
+                                                                             now=self.clock.now()), "cache release")
             except StoreError as exc:
                 log.warning("cache lease %s not released (expires by itself): %s", lkey, exc)
 
@@ -281,10 +299,18 @@ class Cache:
         while True:
             await self.clock.sleep(self.lease_ttl_s / 3)
             try:
-                if not self.store.compare_and_set(lkey, me, me, now=self.clock.now(), ttl=self.lease_ttl_s):
+                if not await offload(self.store, lambda: self.store.compare_and_set(
+                        lkey, me, me, now=self.clock.now(), ttl=self.lease_ttl_s), "cache lease renewal"):
                     return
             except StoreError:
                 continue
+
+    async def _anote(self, fam: Family, key: str, flight_id: str, *, value: Any = None,
+                     error: BaseException | None = None) -> None:
+        try:
+            await offload(self.store, lambda: self._note(fam, key, flight_id, value=value, error=error), "cache note")
+        except StoreError as exc:
+            log.warning("cache outcome for %s not shared: %s", fam.name, exc)
 
     def _note(self, fam: Family, key: str, flight_id: str, *, value: Any = None,
               error: BaseException | None = None) -> None:
@@ -295,6 +321,23 @@ class Cache:
         except (StoreError, TypeError, ValueError) as exc:
             log.warning("cache outcome for %s not shared: %s", fam.name, exc)
 
+    async def _astore_value(self, fam: Family, key: str, value: Any, ttl_s: float | None) -> bool:
+        """`_store_value` with the write off the loop and the index kept on it."""
+        if (value is None and fam.negative_ttl_s is None) or ttl_s == 0:
+            return False
+        ttl = fam.negative_ttl_s if value is None else (ttl_s if ttl_s is not None else fam.ttl_s)
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        now = self.clock.now()
+        await offload(self.store, lambda: self.store.set(layout.value_key(fam.name, key), data, now=now, ttl=ttl),
+                      "cache write")
+        self._indexed(fam, key, len(data), None if ttl is None else now + ttl)
+        return True
+
+    def _indexed(self, fam: Family, key: str, size: int, expires: float | None) -> None:
+        total = self.index.written(fam.name, key, size, expires)
+        if fam.max_bytes is not None and total > fam.max_bytes:
+            self.index.evict(fam.name, fam.max_bytes)
+
     def _store_value(self, fam: Family, key: str, value: Any, ttl_s: float | None) -> bool:
         if (value is None and fam.negative_ttl_s is None) or ttl_s == 0:
             return False
@@ -302,9 +345,7 @@ class Cache:
         data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
         now = self.clock.now()
         self.store.set(layout.value_key(fam.name, key), data, now=now, ttl=ttl)
-        total = self.index.written(fam.name, key, len(data), None if ttl is None else now + ttl)
-        if fam.max_bytes is not None and total > fam.max_bytes:
-            self.index.evict(fam.name, fam.max_bytes)
+        self._indexed(fam, key, len(data), None if ttl is None else now + ttl)
         return True
 
     # -- direct access ----------------------------------------------------------------------

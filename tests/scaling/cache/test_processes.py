@@ -19,7 +19,8 @@ PROCS, PER_PROC = 8, 100
 
 def _stampede_worker(url: str, ns: str, barrier: Any, out: Any) -> None:
     store = open_store(url, ns)
-    cache = Cache(store, clock=SystemClock(), families=FAMS)
+    # Counters stay pending until the explicit flush, so the worker can see its own misses.
+    cache = Cache(store, clock=SystemClock(), families=FAMS, flush_every_s=3600.0)
 
     async def fetch() -> dict[str, int]:
         store.incr("upstream_calls", now=time.time())
@@ -32,8 +33,9 @@ def _stampede_worker(url: str, ns: str, barrier: Any, out: Any) -> None:
     async def main() -> list[Any]:
         barrier.wait()
         tasks = [asyncio.ensure_future(cache.get_or_fetch("f", "k", fetch)) for _ in range(PER_PROC)]
-        for _ in range(3):
-            await asyncio.sleep(0)
+        # Store reads run on threads: wait until every task has read its miss, not for a fixed number of yields.
+        while cache.index._pending.get(("f", "misses"), 0) < PER_PROC:
+            await asyncio.sleep(0.001)
         store.incr("arrived", now=time.time())
         results = await asyncio.gather(*tasks)
         cache.flush()

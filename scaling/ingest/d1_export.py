@@ -13,15 +13,24 @@ migrations own it), ``d1_migrations``, ``_cf_KV``, ``sqlite_sequence``,
 
 Two passes, so foreign keys hold on both backends without deferring constraints.
 The first reads every statement and notes where each app table's INSERTs are.
-The second loads the tables parents first, seeking straight to those byte ranges.
-All rows go in one transaction, so a failed load changes nothing; a row the
-database refuses (an orphan, a duplicate e-mail) is reported and skipped alone.
+The second loads the tables parents first, seeking straight to those byte ranges
+(and checks each statement there is an INSERT into that table: a range never
+carries another table's rows). All rows go in one transaction, so a failed load
+changes nothing; a row the database refuses (an orphan, a duplicate e-mail, a
+number beyond 64 bits) is reported and skipped alone, and a statement that cannot
+be read (or a trigger with no ``END``) is reported and none of its rows are loaded.
+
+Memory stays bounded by the statement size, not a multiple of it: statements are
+split while streaming and an INSERT's rows are parsed one at a time; one longer
+than `STREAM_BYTES` is read twice (checked whole, then loaded) so a malformed row
+at its end cannot leave its first rows loaded.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +43,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from scaling.appdb.engine import first_line, translate_errors
 from scaling.appdb.models import metadata
 from scaling.ingest.d1_split import DumpSyntaxError, RawStatement, iter_statements
-from scaling.ingest.d1_sql import parse_statement
+from scaling.ingest.d1_sql import OutOfRange, parse_statement, stream_insert
 
 __all__ = ["D1Report", "TableLoad", "load_d1_export"]
 
@@ -42,6 +51,9 @@ __all__ = ["D1Report", "TableLoad", "load_d1_export"]
 BATCH_ROWS = 500
 #: Problems described one by one; beyond this they are only counted.
 MAX_PROBLEMS = 25
+#: INSERTs up to this size are parsed into memory whole; longer ones are parsed twice, streaming.
+STREAM_BYTES = 1 << 20
+_INT64 = (-(2**63), 2**63 - 1)
 _INSERT_HEAD = re.compile(rb"\s*(?:INSERT(?:\s+OR\s+\w+)?|REPLACE)\s+INTO\s+"
                           rb"(?:(?:\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|[A-Za-z_][\w$]*)\s*\.\s*)?"
                           rb"(\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|[A-Za-z_][\w$]*)", re.IGNORECASE)
@@ -171,10 +183,18 @@ def _scan(fp: BinaryIO, tables: dict[str, Table], report: D1Report) -> _Plan:
     run: tuple[str, int, int, int] | None = None  # (table, start, end, line) of consecutive INSERTs
     for stmt in _statements(fp, report):
         report.statements += 1
-        head = _INSERT_HEAD.match(stmt.text)
+        head = None if stmt.problem else _INSERT_HEAD.match(stmt.text)
+        table = None if head is None else tables.get(_unquote(head.group(1).decode("utf-8", "replace")).lower())
+        if table is None and run is not None:
+            # Any other statement ends the run, so pass 2 never reads it as this table's rows.
+            plan.ranges.setdefault(run[0], []).append(run[1:])
+            run = None
+        if stmt.problem:
+            report.problem(stmt, f"{stmt.problem}")
+            report.not_executed["malformed statement"] += 1
+            continue
         if head is not None:
             name = _unquote(head.group(1).decode("utf-8", "replace"))
-            table = tables.get(name.lower())
             if table is None:
                 report.not_executed[f"INSERT INTO {name}"] += 1
                 continue
@@ -186,16 +206,13 @@ def _scan(fp: BinaryIO, tables: dict[str, Table], report: D1Report) -> _Plan:
                     plan.ranges.setdefault(run[0], []).append(run[1:])
                 run = (table.name, stmt.offset, end, stmt.line)
             continue
-        if run is not None:
-            plan.ranges.setdefault(run[0], []).append(run[1:])
-            run = None
         _note_other(stmt, tables, plan, report)
     if run is not None:
         plan.ranges.setdefault(run[0], []).append(run[1:])
     return plan
 
 
-def _statements(fp: BinaryIO, report: D1Report, **kwargs: Any) -> Any:
+def _statements(fp: BinaryIO, report: D1Report, **kwargs: Any) -> Iterator[RawStatement]:
     try:
         yield from iter_statements(fp, **kwargs)
     except DumpSyntaxError as exc:
@@ -204,8 +221,8 @@ def _statements(fp: BinaryIO, report: D1Report, **kwargs: Any) -> Any:
 
 def _note_other(stmt: RawStatement, tables: dict[str, Table], plan: _Plan, report: D1Report) -> None:
     try:
-        parsed = parse_statement(stmt.text.decode("utf-8"))
-    except (DumpSyntaxError, UnicodeDecodeError) as exc:
+        parsed = parse_statement(stmt.text)
+    except (ValueError, RecursionError) as exc:
         report.problem(stmt, f"unreadable statement not executed: {exc}")
         report.not_executed["unreadable statement"] += 1
         return
@@ -249,13 +266,13 @@ def _load_table(conn: Connection, fp: BinaryIO, table: Table, plan: _Plan, repor
     for start, stop, line in plan.ranges[table.name]:
         for stmt in _statements(fp, report, start=start, stop=stop, line=line):
             try:
-                parsed = parse_statement(stmt.text.decode("utf-8"))
-            except (DumpSyntaxError, UnicodeDecodeError) as exc:
+                columns, rows = _statement_rows(stmt, table)
+            except (ValueError, RecursionError) as exc:
                 report.problem(stmt, f"INSERT INTO {table.name} not loaded: {exc}")
                 load.refused += 1
                 continue
-            names = parsed.columns or default_order
-            for values in parsed.rows:
+            names = columns or default_order
+            for values in rows:
                 load.rows += 1
                 if len(values) != len(names):
                     report.problem(stmt, f"{table.name}: {len(values)} values for {len(names)} columns; row skipped")
@@ -279,6 +296,23 @@ def _load_table(conn: Connection, fp: BinaryIO, table: Table, plan: _Plan, repor
     load.new = int(after) - int(before)
 
 
+def _statement_rows(stmt: RawStatement, table: Table) -> tuple[list[str] | None, Iterable[list[Any]]]:
+    """An INSERT's columns and rows, every row checked readable before any is returned.
+
+    Raises:
+        DumpSyntaxError: the statement (or any of its rows) cannot be read, or it is not
+            an INSERT into ``table``.
+    """
+    head = stream_insert(stmt.text)
+    if head.table.lower() != table.name:
+        raise DumpSyntaxError(f"expected an INSERT into {table.name}, found one into {head.table}")
+    if len(stmt.text) <= STREAM_BYTES:
+        return head.columns, list(head.rows)
+    for _ in head.rows:  # read it all once: a malformed last row must refuse the whole statement
+        pass
+    return head.columns, stream_insert(stmt.text).rows
+
+
 def _convert(table: str, names: list[str], values: list[Any], model_columns: dict[str, Any], load: TableLoad,
              report: D1Report, stmt: RawStatement) -> dict[str, Any] | None:
     """Values keyed by model column, converted as SQLite's affinity would; None if one cannot be."""
@@ -300,15 +334,21 @@ def _convert(table: str, names: list[str], values: list[Any], model_columns: dic
 def _affinity(kind: Any, value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, OutOfRange):
+        raise ValueError(str(value))
     if isinstance(kind, Integer):
         if isinstance(value, bool):
             return int(value)
-        if isinstance(value, int):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and _INT.fullmatch(value):
-            return int(value)
+            value = int(value)
+        elif isinstance(value, str) and _INT.fullmatch(value):
+            if len(value.strip().lstrip("+-").lstrip("0")) > 19:
+                raise ValueError(f"{_show(value)} is outside SQLite's 64-bit integer range")
+            value = int(value)
+        if isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise ValueError(f"{_show(value)} is outside SQLite's 64-bit integer range")
+            return value
         raise ValueError(f"{_show(value)} is not an integer")
     if isinstance(kind, Text):
         if isinstance(value, str):
@@ -327,7 +367,7 @@ def _affinity(kind: Any, value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit int"
     return text if len(text) <= 40 else text[:39] + "…"
 
 

@@ -5,28 +5,51 @@ column list and rows as Python values. It understands SQLite's literal syntax
 (``'it''s'``, ``X'00ff'``, ``NULL``, signed and hex numbers) and evaluates the few
 functions ``.dump`` writes into values (``replace()``, ``char()``, ``unistr()``);
 anything else raises `DumpSyntaxError` rather than being guessed at.
+
+Statements are read from bytes, token by token, and `stream_insert` yields an
+``INSERT``'s rows one at a time, so a 60 MB multi-row ``INSERT`` never becomes a
+list of millions of tokens. A number SQLite could not store exactly (an integer
+beyond 64 bits, which SQLite would silently turn into a REAL, or a real that
+overflows) becomes `OutOfRange`, which the loader refuses with a reason.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from scaling.ingest.d1_split import DumpSyntaxError
 
-__all__ = ["DumpSyntaxError", "SqlStatement", "parse_statement"]
+__all__ = ["DumpSyntaxError", "InsertStream", "OutOfRange", "SqlStatement", "parse_statement", "stream_insert"]
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(rb"""
     (?P<skip>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
   | (?P<blob>[xX]'(?P<hex>[^']*)')
-  | (?P<str>'(?:[^']|'')*')
-  | (?P<qid>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<str>'[^']*(?:''[^']*)*')
+  | (?P<qid>"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\])
   | (?P<num>0[xX][0-9A-Fa-f]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<punct>[-+(),;.*=<>!|/%~&])
   | (?P<bad>.)
 """, re.VERBOSE | re.DOTALL)
+_INT64_MAX = 2**63 - 1
+#: Function calls nested deeper than this in one value are refused (``char(char(char(...``).
+MAX_NESTING = 32
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfRange:
+    """A number literal SQLite cannot store as written (kept as its digit count, not its digits)."""
+
+    digits: int
+    negative: bool = False
+    #: 2**63 exactly, which is in range once negated (``-9223372036854775808``).
+    int64_min_magnitude: bool = False
+
+    def __str__(self) -> str:
+        return f"a {self.digits:,}-digit number outside SQLite's 64-bit integer and double range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,36 +59,57 @@ class _Tok:
     upper: str = ""
 
 
-def _tokens(text: str) -> list[_Tok]:
-    out: list[_Tok] = []
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DumpSyntaxError(f"text that is not UTF-8 (byte {exc.start:,} of a {len(raw):,}-byte value)") from None
+
+
+def _number(raw: bytes) -> int | float | OutOfRange:
+    if raw[:2] in (b"0x", b"0X"):
+        digits = raw[2:].lstrip(b"0")
+        if len(digits) > 16:
+            raise DumpSyntaxError(f"hex literal too big: {raw[:20].decode()}…")
+        value = int(digits or b"0", 16)
+        return value - 2**64 if value > _INT64_MAX else value  # SQLite reads 64-bit hex as two's complement
+    if any(c in raw for c in b".eE"):
+        real = float(raw)  # float() has no digit limit, unlike int()
+        return real if real not in (float("inf"), float("-inf")) else OutOfRange(len(raw))
+    digits = raw.lstrip(b"0")
+    if len(digits) > 19 or (len(digits) == 19 and int(digits) > _INT64_MAX):
+        # SQLite would store it as an inexact REAL.
+        return OutOfRange(len(digits), int64_min_magnitude=len(digits) == 19 and int(digits) == _INT64_MAX + 1)
+    return int(raw)
+
+
+def _tokens(text: bytes) -> Iterator[_Tok]:
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "skip":
             continue
         raw = m.group()
         if kind == "word":
-            out.append(_Tok("word", raw, raw.upper()))
+            word = raw.decode("ascii")
+            yield _Tok("word", word, word.upper())
         elif kind == "str":
-            out.append(_Tok("str", raw[1:-1].replace("''", "'")))
+            yield _Tok("str", _text(raw[1:-1]).replace("''", "'"))
         elif kind == "blob":
             hexdigits = m.group("hex")
             try:
-                out.append(_Tok("blob", bytes.fromhex(hexdigits)))
-            except ValueError:
-                raise DumpSyntaxError(f"malformed blob literal X'{hexdigits[:20]}'") from None
+                yield _Tok("blob", bytes.fromhex(hexdigits.decode("ascii")))
+            except (ValueError, UnicodeDecodeError):
+                raise DumpSyntaxError(f"malformed blob literal X'{hexdigits[:20]!r}'") from None
         elif kind == "qid":
-            q = raw[0]
+            q = raw[:1]
             inner = raw[1:-1]
-            out.append(_Tok("ident", inner if q == "[" else inner.replace(q * 2, q)))
+            yield _Tok("ident", _text(inner if q == b"[" else inner.replace(q * 2, q)))
         elif kind == "num":
-            value: Any = int(raw, 16) if raw[:2] in ("0x", "0X") else (
-                float(raw) if any(c in raw for c in ".eE") else int(raw))
-            out.append(_Tok("num", value))
+            yield _Tok("num", _number(raw))
         elif kind == "punct":
-            out.append(_Tok("punct", raw))
+            yield _Tok("punct", raw.decode("ascii"))
         else:
-            raise DumpSyntaxError(f"unexpected character {raw!r}")
-    return out
+            raise DumpSyntaxError(f"unexpected character {raw!r} at byte {m.start():,}")
 
 
 @dataclass
@@ -90,18 +134,23 @@ class SqlStatement:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self.toks = _tokens(text)
-        self.i = 0
+    """Reads tokens as it goes, with one token of lookahead."""
 
-    def peek(self, ahead: int = 0) -> _Tok | None:
-        j = self.i + ahead
-        return self.toks[j] if j < len(self.toks) else None
+    def __init__(self, text: str | bytes) -> None:
+        self._toks = _tokens(text.encode("utf-8") if isinstance(text, str) else text)
+        self._next: _Tok | None = next(self._toks, None)
+        self.depth = 0
+
+    def peek(self) -> _Tok | None:
+        return self._next
+
+    def advance(self) -> None:
+        self._next = next(self._toks, None)
 
     def word(self, *options: str) -> str | None:
-        tok = self.peek()
+        tok = self._next
         if tok is not None and tok.kind == "word" and tok.upper in options:
-            self.i += 1
+            self.advance()
             return tok.upper
         return None
 
@@ -112,9 +161,9 @@ class _Parser:
         return found
 
     def punct(self, char: str) -> bool:
-        tok = self.peek()
+        tok = self._next
         if tok is not None and tok.kind == "punct" and tok.value == char:
-            self.i += 1
+            self.advance()
             return True
         return False
 
@@ -127,7 +176,7 @@ class _Parser:
         tok = self.peek()
         if tok is None or tok.kind not in ("word", "ident", "str"):
             raise DumpSyntaxError(f"expected a name, found {self._show()}")
-        self.i += 1
+        self.advance()
         if self.punct("."):
             return self.name()
         return str(tok.value)
@@ -139,11 +188,25 @@ class _Parser:
     def at_end(self) -> bool:
         while self.punct(";"):
             pass
-        return self.i >= len(self.toks)
+        return self._next is None
 
 
-def parse_statement(text: str) -> SqlStatement:
-    """Read one statement of a dump.
+@dataclass
+class InsertStream:
+    """An ``INSERT``'s target and columns, and its rows read one at a time.
+
+    Iterating ``rows`` raises `DumpSyntaxError` at the first malformed row, so a caller
+    that must not act on part of a statement checks every row before using any.
+    """
+
+    table: str
+    columns: list[str] | None
+    rows: Iterator[list[Any]]
+    conflict: str | None = None
+
+
+def parse_statement(text: str | bytes) -> SqlStatement:
+    """Read one statement of a dump (an ``INSERT``'s rows all in memory: see `stream_insert`).
 
     Raises:
         DumpSyntaxError: an INSERT or CREATE TABLE this reader cannot follow (other
@@ -157,10 +220,12 @@ def parse_statement(text: str) -> SqlStatement:
         raise DumpSyntaxError(f"a statement cannot start with {first.value!r}")
     verb = first.upper
     if verb in ("INSERT", "REPLACE"):
-        return _insert(p)
+        head = _insert(p)
+        return SqlStatement("INSERT", table=head.table, columns=head.columns, rows=list(head.rows),
+                            conflict=head.conflict)
     if verb == "CREATE":
         return _create(p)
-    p.i += 1
+    p.advance()
     if verb == "PRAGMA":
         return SqlStatement("PRAGMA", name=p.name() if p.peek() else None)
     if verb in ("DELETE", "UPDATE", "DROP", "ALTER"):
@@ -222,13 +287,24 @@ def _create(p: _Parser) -> SqlStatement:
                 depth -= 1
             elif tok.kind == "punct" and tok.value == "," and depth == 0:
                 break
-            p.i += 1
+            p.advance()
         if p.punct(")"):
             return SqlStatement("CREATE TABLE", table=name, columns=columns)
         p.expect_punct(",")
 
 
-def _insert(p: _Parser) -> SqlStatement:
+def stream_insert(text: str | bytes) -> InsertStream:
+    """Read an ``INSERT`` statement's head now and its rows lazily.
+
+    Raises:
+        DumpSyntaxError: the statement is not an ``INSERT`` this reader can follow
+            (also raised later, from ``rows``, for a malformed row).
+    """
+    p = _Parser(text)
+    return _insert(p)
+
+
+def _insert(p: _Parser) -> InsertStream:
     conflict = None
     if p.word("REPLACE"):
         conflict = "REPLACE"
@@ -246,21 +322,25 @@ def _insert(p: _Parser) -> SqlStatement:
         while p.punct(","):
             columns.append(p.name())
         p.expect_punct(")")
-    if p.word("DEFAULT"):
-        p.expect_word("VALUES")
-        rows: list[list[Any]] = [[]]
+    default = p.word("DEFAULT") is not None
+    p.expect_word("VALUES")
+    return InsertStream(table, columns, _rows(p, table, columns, default), conflict)
+
+
+def _rows(p: _Parser, table: str, columns: list[str] | None, default: bool) -> Iterator[list[Any]]:
+    if default:
+        yield []
     else:
-        p.expect_word("VALUES")
-        rows = [_row(p)]
-        while p.punct(","):
-            rows.append(_row(p))
+        while True:
+            row = _row(p)
+            if columns is not None and len(row) != len(columns):
+                raise DumpSyntaxError(f"INSERT INTO {table}: {len(row)} values for {len(columns)} columns")
+            yield row
+            if not p.punct(","):
+                break
     if not p.at_end():
         raise DumpSyntaxError(f"INSERT INTO {table}: unexpected {p._show()} after the values (upsert clauses "
                               "and SELECTs are not loaded)")
-    for row in rows:
-        if columns is not None and row and len(row) != len(columns):
-            raise DumpSyntaxError(f"INSERT INTO {table}: {len(row)} values for {len(columns)} columns")
-    return SqlStatement("INSERT", table=table, columns=columns, rows=rows, conflict=conflict)
 
 
 def _row(p: _Parser) -> list[Any]:
@@ -282,8 +362,12 @@ def _value(p: _Parser) -> Any:
     tok = p.peek()
     if tok is None:
         raise DumpSyntaxError("a value is missing at the end of the statement")
-    p.i += 1
+    p.advance()
     if tok.kind == "num":
+        if isinstance(tok.value, OutOfRange):
+            if sign < 0 and tok.value.int64_min_magnitude:
+                return -_INT64_MAX - 1
+            return OutOfRange(tok.value.digits, negative=sign < 0)
         return sign * tok.value
     if sign != 1:
         raise DumpSyntaxError(f"cannot negate {tok.value!r}")
@@ -297,7 +381,11 @@ def _value(p: _Parser) -> Any:
         if tok.upper in ("INF", "INFINITY"):
             return float("inf")
         if p.punct("("):
+            if p.depth >= MAX_NESTING:
+                raise DumpSyntaxError(f"function calls nested more than {MAX_NESTING} deep in a value")
+            p.depth += 1
             args = [] if p.punct(")") else _args(p)
+            p.depth -= 1
             return _call(tok.upper, args)
     raise DumpSyntaxError(f"not a literal value: {tok.value!r}")
 

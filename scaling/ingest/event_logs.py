@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 from scaling.ingest.log_lines import (
     CooldownWait,
@@ -40,7 +40,7 @@ _COUNT_TABLES = {"userCount": "users", "sessionCount": "sessions", "searchCount"
                  "recentSearchCount": "recent_searches", "apiKeyCount": "api_keys", "apiUsageCount": "api_usage_log",
                  "apiUsageLogCount": "api_usage_log"}
 
-Sample = Union[HeadroomSample, TableStats, CacheStats, UserCounts]
+Sample = HeadroomSample | TableStats | CacheStats | UserCounts
 
 
 def clip(text: str) -> str:

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "CooldownWait", "CronTotal", "DbSize", "LocalLimit", "LogFact", "Payload", "RateLimitWarning",
@@ -98,7 +98,8 @@ class Payload:
     data: dict[str, Any]
 
 
-LogFact = Union[Upstream429, RateLimitWarning, LocalLimit, CooldownWait, RetriesExhausted, CronTotal, DbSize, Payload]
+LogFact = (Upstream429 | RateLimitWarning | LocalLimit | CooldownWait | RetriesExhausted | CronTotal | DbSize
+           | Payload)
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _TAG = r"\[([^\]\[]{1,40})\]\s*"

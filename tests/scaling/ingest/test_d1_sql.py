@@ -65,3 +65,23 @@ def test_inserts_this_reader_cannot_follow_are_errors_not_guesses(sql: str) -> N
     """Unclosed values, functions beyond .dump's, SELECTs, count mismatches and bad blobs raise DumpSyntaxError."""
     with pytest.raises(DumpSyntaxError):
         parse_statement(sql)
+
+
+def test_numbers_sqlite_cannot_store_exactly_are_marked_not_guessed() -> None:
+    """Beyond 64 bits (or a double), a literal becomes OutOfRange; -2**63 and 2**63-1 stay exact integers."""
+    stmt = parse_statement("INSERT INTO t VALUES(9223372036854775807, -9223372036854775808, 9223372036854775808, "
+                           + "1" * 5000 + ", 1e999, 0xFFFFFFFFFFFFFFFF);")
+    assert stmt.rows[0][:2] == [2**63 - 1, -(2**63)]
+    assert [type(v).__name__ for v in stmt.rows[0][2:5]] == ["OutOfRange"] * 3
+    assert stmt.rows[0][5] == -1  # SQLite reads 64-bit hex literals as two's complement
+
+
+def test_rows_stream_one_at_a_time_and_a_late_error_still_raises() -> None:
+    """stream_insert reads the head at once and each row on demand; a malformed last row raises when reached."""
+    from scaling.ingest.d1_sql import stream_insert
+
+    head = stream_insert(b"INSERT INTO t(a) VALUES (1), (2), (random());")
+    assert (head.table, head.columns) == ("t", ["a"])
+    assert next(head.rows) == [1] and next(head.rows) == [2]
+    with pytest.raises(DumpSyntaxError, match="random"):
+        next(head.rows)

@@ -13,16 +13,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing as mp
+import queue
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaling.errors import RateLimited, ScalingError, Throttled
+from scaling.errors import RateLimited, ScalingError, StoreError, Throttled
 from scaling.settings import RateSpec, Settings, UpstreamSettings
 
-__all__ = ["SERVICES", "LoadResult", "run_loadtest"]
+__all__ = ["SERVICES", "LoadResult", "WorkerFailed", "run_loadtest"]
+
+#: How often the parent looks for dead workers while it waits for results.
+_POLL_S = 0.5
+
+
+class WorkerFailed(ScalingError):
+    """A load-test process died or could not run (its store, its settings)."""
+
+    def __init__(self, message: str, *, store_down: bool = False) -> None:
+        super().__init__(message)
+        self.store_down = store_down
 
 SERVICES = ("spotify", "lastfm", "openai", "perplexity", "songlink")
 
@@ -44,6 +56,7 @@ class LoadResult:
     last_ok: float = 0.0
     limit: str = ""
     state_url: str = ""
+    dead_workers: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -112,9 +125,11 @@ def _worker(settings: Settings, service: str, count: int, concurrency: int, tag:
         return result
 
     try:
-        out.put(asyncio.run(main()))
-    except ScalingError as exc:  # e.g. the state store is unreachable: report, don't traceback
-        out.put({"fatal": str(exc)})
+        out.put({"index": index, **asyncio.run(main())})
+    except StoreError as exc:  # the state store is unreachable: report, don't traceback
+        out.put({"index": index, "fatal": str(exc), "store_down": True})
+    except Exception as exc:  # noqa: BLE001 - whatever kills a worker is reported by the parent, not lost
+        out.put({"index": index, "fatal": f"{type(exc).__name__}: {exc}"})
 
 
 def run_loadtest(settings: Settings, *, service: str, requests: int, processes: int, concurrency: int,
@@ -133,25 +148,53 @@ def run_loadtest(settings: Settings, *, service: str, requests: int, processes: 
     start = time.time()
     procs = [ctx.Process(target=_worker, args=(cfg, service, per[p], concurrency, tag, lastfm_user, budget_s, out, p))
              for p in range(processes)]
-    for p in procs:
-        p.start()
-    parts = [out.get() for _ in procs]
-    for p in procs:
-        p.join(30)
+    for proc in procs:
+        proc.start()
+    parts, dead = _collect(procs, out)
     result = LoadResult(service=service, requests=requests, seconds=round(time.time() - start, 3),
-                        limit=str(cfg.upstream(service).requests), state_url=cfg.state_url.split("@")[-1])
-    fatal = [p["fatal"] for p in parts if "fatal" in p]
+                        limit=str(cfg.upstream(service).requests), state_url=cfg.state_url.split("@")[-1],
+                        dead_workers=dead)
+    fatal = [p for p in parts if "fatal" in p]
     if fatal:
-        raise ScalingError(fatal[0])
+        raise WorkerFailed(str(fatal[0]["fatal"]), store_down=any(p.get("store_down") for p in fatal))
+    if not parts:
+        raise WorkerFailed(f"every load-test process died: {'; '.join(dead)}")
     times = sorted(t for p in parts for t in p["ok_times"])
     result.ok = len(times)
     result.upstream_429 = sum(p["upstream_429"] for p in parts)
     result.rate_limited = sum(p["rate_limited"] for p in parts)
-    for p in parts:
-        for k, v in p["errors"].items():
+    for part in parts:
+        for k, v in part["errors"].items():
             result.error_kinds[k] = result.error_kinds.get(k, 0) + v
     result.errors = sum(result.error_kinds.values()) + result.rate_limited
     if len(times) >= 2:
         result.first_ok, result.last_ok = times[0], times[-1]
         result.achieved_rate = round((len(times) - 1) / (times[-1] - times[0]), 3)
     return result
+
+
+def _collect(procs: list[Any], out: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every live worker's result; a worker that exits without one is reported, never waited for."""
+    parts: dict[int, dict[str, Any]] = {}
+    dead: list[str] = []
+    while len(parts) + len(dead) < len(procs):
+        try:
+            part = out.get(timeout=_POLL_S)
+            parts[int(part["index"])] = part
+            continue
+        except queue.Empty:
+            pass
+        for i, p in enumerate(procs):
+            gone = i not in parts and not any(d.startswith(f"worker {i} ") for d in dead)
+            if gone and p.exitcode is not None:
+                try:  # its result may have landed between our get and its exit
+                    part = out.get(timeout=_POLL_S)
+                    parts[int(part["index"])] = part
+                    continue
+                except queue.Empty:
+                    dead.append(f"worker {i} (pid {p.pid}) exited with code {p.exitcode} without a result")
+    for p in procs:
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+    return list(parts.values()), dead

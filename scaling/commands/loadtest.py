@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from scaling.loadtest import SERVICES, run_loadtest
+from scaling.loadtest import SERVICES, WorkerFailed, run_loadtest
 from scaling.settings import RateSpec, Settings
 
 NAME = "loadtest"
@@ -15,7 +16,7 @@ HELP = ("send N requests to one upstream from P processes x C callers through th
         "report upstream 429s and the achieved rate")
 
 
-def _count(low: int, high: int):  # type: ignore[no-untyped-def]
+def _count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             n = int(text)
@@ -68,9 +69,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from scaling.store import open_store
 
         open_store(args.state_url, settings.state_namespace).close()  # fail early, in the parent, with one line
-    result = run_loadtest(settings, service=args.service, requests=args.requests, processes=args.processes,
-                          concurrency=args.concurrency, base_url=args.base_url, limit=args.limit,
-                          state_url=args.state_url, lastfm_user=args.lastfm_user, budget_s=args.budget)
+    try:
+        result = run_loadtest(settings, service=args.service, requests=args.requests, processes=args.processes,
+                              concurrency=args.concurrency, base_url=args.base_url, limit=args.limit,
+                              state_url=args.state_url, lastfm_user=args.lastfm_user, budget_s=args.budget)
+    except WorkerFailed as exc:
+        print(f"error: {'store unavailable: ' if exc.store_down else ''}{exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc), "store_down": exc.store_down}))
+        return 3 if exc.store_down else 1
+    for line in result.dead_workers:
+        print(f"error: {line}", file=sys.stderr)
     print(f"loadtest {result.service}: {result.ok}/{result.requests} ok in {result.seconds:.1f}s, "
           f"{result.upstream_429} upstream 429s, {result.errors} errors"
           + (f" ({', '.join(f'{k} x{v}' for k, v in result.error_kinds.items())})" if result.error_kinds else "")
@@ -80,4 +89,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         out = result.as_dict()
         out.pop("first_ok"), out.pop("last_ok")
         print(json.dumps(out))
-    return 1 if result.upstream_429 or result.errors else 0
+    if any(k == "StoreError" for k in result.error_kinds):
+        return 3  # calls failed closed on a store outage: the store, not the upstream, is the problem
+    return 1 if result.upstream_429 or result.errors or result.dead_workers else 0

@@ -161,6 +161,11 @@ def ingest_tail(stream: BinaryIO, *, mapper: TailMapper, writer: LedgerWriter, l
             except NotATailEvent as exc:
                 summary.skip(Skipped(item.offset, item.line, item.size, str(exc)))
                 continue
+            except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+                # A shape the mapper does not expect costs this event, not the stream.
+                summary.skip(Skipped(item.offset, item.line, item.size,
+                                     f"event not understood: {type(exc).__name__}: {str(exc)[:120]}"))
+                continue
             summary.count(mapped)
             pending.append(mapped)
             if len(pending) >= batch_events:

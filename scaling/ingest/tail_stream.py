@@ -13,6 +13,10 @@ the reader resumes at the next ``{`` that starts a line, because top-level event
 start in column 0 while the pretty-printer indents every nested object; that keeps
 the inner objects of a broken event from being read as events of their own.
 Commas and brackets between events are separators, so a JSON array of events reads too.
+
+One hostile event costs only itself: one nested deeper than the decoder's recursion
+limit, one holding ``NaN``/``Infinity`` (not JSON, and unstorable downstream), an
+integer too long to convert, or bytes that are not UTF-8 is skipped and reported like any malformed event.
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ PREVIEW_CHARS = 40
 _BETWEEN = re.compile(r"[ \t\r\n\ufeff,\[\]]*")
 # A parse error this close to the end of the buffer may just mean the event is not all here yet.
 _NEAR_END = 8
+# surrogateescape turns each byte that is not UTF-8 into one of these.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+class _NonFinite(ValueError):
+    """``NaN``/``Infinity`` in an event: Python's decoder accepts them, JSON does not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(f"{name} is not a JSON value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +129,7 @@ class TailReader:
         self._max = max_event_bytes
         # surrogateescape keeps invalid UTF-8 bytes one char each, so byte offsets stay exact.
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        self._decode = json.JSONDecoder().raw_decode
+        self._decode = json.JSONDecoder(parse_constant=_refuse_constant).raw_decode
         self._buf = ""
         self._eof = False
         # Position bookkeeping: buffer index _mark sits at byte _mark_offset, line _mark_line.
@@ -204,6 +218,10 @@ class TailReader:
                 continue
             try:
                 obj, end = decode(self._buf, pos)
+            except RecursionError:
+                yield from self._skip_event(pos, "event nested too deeply to decode")
+                pos = self._mark
+                continue
             except json.JSONDecodeError as err:
                 if not self._eof and (err.pos >= len(self._buf) - _NEAR_END or err.msg.startswith("Unterminated")):
                     pending = len(self._buf) - pos
@@ -219,12 +237,26 @@ class TailReader:
                 yield from self._skip_event(pos, self._reason(err, pos))
                 pos = self._mark
                 continue
+            except _NonFinite as exc:
+                yield from self._skip_event(pos, f"{exc} (NaN and Infinity are not JSON)")
+                pos = self._mark
+                continue
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                yield from self._skip_event(pos, f"undecodable value: {str(exc).split(';')[0]}")
+                pos = self._mark
+                continue
             offset, line = self._locate(pos)
             if end - pos > self._max:
                 yield Skipped(offset, line, self._span_bytes(pos, end),
                               f"event larger than {self._max:,} bytes skipped")
             elif isinstance(obj, dict):
-                yield RawEvent(obj, offset, line, end - pos)
+                bad = _NOT_UTF8.search(self._buf, pos, end)
+                if bad is not None:
+                    at = self._span_bytes(pos, bad.start())
+                    yield Skipped(offset, line, self._span_bytes(pos, end),
+                                  f"event has bytes that are not UTF-8 (at byte {offset + at:,})")
+                else:
+                    yield RawEvent(obj, offset, line, end - pos)
             pos = end
 
     def _reason(self, err: json.JSONDecodeError, start: int) -> str:

@@ -116,6 +116,8 @@ class RateLimiter:
         # Throttles without Retry-After: the last one's time and cost, to grow only on repeats.
         self._unknown_at = float("-inf")
         self._unknown_cost = 0.0
+        # The latest slot this process was handed (by the store or, in an outage, locally).
+        self._last_booked = 0.0
 
     @classmethod
     def from_settings(cls, store: StateStore, settings: Settings, upstream: str, *, key: str = "default",
@@ -194,12 +196,27 @@ class RateLimiter:
             decision = await offload(self.store, lambda: self._step(self.store, self._rates(tokens), now, budget),
                                      "limiter acquire")
         except StoreError as exc:
-            fallback = self._on_outage(exc).store
-            return self._step(fallback, self._fallback_rates(tokens), now, budget)
+            decision = self._step(self._on_outage(exc).store, self._fallback_rates(tokens), now, budget)
+            if decision.admitted:
+                self._last_booked = max(self._last_booked, decision.send_at)
+            return decision
         if self._degraded:
             log.warning("[%s] state store is back; shared limiting resumed", self.upstream)
             self._degraded = False
+            # The store knows nothing of the sends made while it was down (and may have come
+            # back empty): nobody starts a new window until a whole one has passed since them.
+            resume = max(now, self._last_booked) + self.requests.window
+            decision = await offload(self.store, lambda: self._handover(self.store, resume, tokens, now, budget),
+                                     "limiter resume")
+        if decision.admitted:
+            self._last_booked = max(self._last_booked, decision.send_at)
         return decision
+
+    def _handover(self, store: StateStore, resume: float, tokens: int, now: float, budget: float) -> GcraDecision:
+        """Switch pacing back to the shared store with no window holding sends from both
+        sides: a send before the switch and one after it are a full window apart."""
+        store.gcra_cooldown(self._store_key, resume, now=now, window=self.requests.window)
+        return store.gcra_acquire(self._store_key, self._rates(tokens), now=now, max_wait=budget)
 
     def _step(self, store: StateStore, rates: list[GcraRate], now: float, budget: float) -> GcraDecision:
         decision = store.gcra_acquire(self._store_key, rates, now=now, max_wait=budget)
@@ -224,13 +241,17 @@ class RateLimiter:
     def _on_outage(self, exc: StoreError) -> RateLimiter:
         if self.outage_policy is OutagePolicy.CLOSED:
             raise exc
+        if self._fallback is None:
+            self._fallback = RateLimiter(MemoryStore(), self.upstream, self.requests, tokens=self.tokens,
+                                         key=self.key, clock=self.clock)
         if not self._degraded:
             log.warning("[%s] state store unavailable (%s); failing open at 1/%d of the limit per process",
                         self.upstream, exc, self._share)
             self._degraded = True
-        if self._fallback is None:
-            self._fallback = RateLimiter(MemoryStore(), self.upstream, self.requests, tokens=self.tokens,
-                                         key=self.key, clock=self.clock)
+            # Slots the store handed out may still be sent: local pacing starts a window after them.
+            now = self.clock.now()
+            self._fallback.store.gcra_cooldown(self._store_key, max(now, self._last_booked) + self.requests.window,
+                                               now=now, window=self.requests.window)
         return self._fallback
 
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:

@@ -13,6 +13,7 @@ The trend math lives in `scaling.capacity.trend` and is re-exported here.
 from __future__ import annotations
 
 import calendar
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from scaling.capacity.trend import (
     DAY,
     BacktestResult,
     Crossing,
+    FloatSeries,
     InsufficientData,
     Prediction,
     Trend,
@@ -161,7 +163,7 @@ class SpendForecast:
                 "run_rate": self.run_rate.as_dict()}
 
 
-def forecast_series(name: str, ts: Sequence[float], values: Sequence[float],
+def forecast_series(name: str, ts: FloatSeries, values: FloatSeries,
                     thresholds: Sequence[tuple[str, float]] = (), *, now: float, unit: str = "",
                     **fit_kwargs: Any) -> SeriesForecast:
     """Fit a series and place each threshold: reached, crossed on a date, or not at this trend.
@@ -373,6 +375,6 @@ def _rest_of_month(rate: SeriesForecast, per_day: pd.Series, now: float, month_e
         return float(recent.mean()) * remaining / DAY if len(recent) else 0.0
     # Midpoint rule per (partial) day: the run-rate is per month, a day's spend is rate / MONTH_DAYS.
     edges = np.append(np.arange(now, month_end, DAY), month_end)
-    spend = sum(trend.predict((a + b) / 2).value / MONTH_DAYS * (b - a) / DAY for a, b in zip(edges[:-1], edges[1:]))
+    spend = sum(trend.predict((a + b) / 2).value / MONTH_DAYS * (b - a) / DAY for a, b in itertools.pairwise(edges))
     return max(0.0, float(spend))
 

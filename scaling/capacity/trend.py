@@ -30,11 +30,15 @@ from datetime import UTC, datetime
 from statistics import NormalDist
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
-    "BacktestResult", "Crossing", "InsufficientData", "Prediction", "Trend", "backtest", "crossing", "fit_trend",
-    "predict_linear", "t_quantile",
+    "BacktestResult", "Crossing", "FloatSeries", "InsufficientData", "Prediction", "Trend", "backtest", "crossing",
+    "fit_trend", "predict_linear", "t_quantile",
 ]
+
+#: Times or values of a series: a list, or the float array a query returns.
+FloatSeries = Sequence[float] | NDArray[np.float64]
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -192,7 +196,7 @@ def _ols(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, floa
     return slope, intercept, t_mean, sxx, float(resid @ resid)
 
 
-def fit_trend(ts: Sequence[float], values: Sequence[float], *, min_points: int = 8, min_r2: float = 0.5,
+def fit_trend(ts: FloatSeries, values: FloatSeries, *, min_points: int = 8, min_r2: float = 0.5,
               model: str = "auto", level: float = 0.9) -> Trend | InsufficientData:
     """Fit a trend to (time, value) points.
 

@@ -17,7 +17,7 @@ from scaling.clock import SystemClock
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_upstream_design_breaks_on_the_cron_deadline_between_90_and_150_users() -> None:
+def test_upstream_design_is_fine_at_50_users_and_breaks_on_the_cron_deadline_at_100() -> None:
     """Batches of 4 with 1 s sleeps: fine at 50 users, the 30 s Worker limit at 100."""
     fine = simulate(Scenario(users=50, hours=1, design="upstream"))
     broken = simulate(Scenario(users=100, hours=1, design="upstream"))

@@ -275,28 +275,14 @@ class SandboxConfig:
         Raises:
             ConfigurationError: naming the first bad option.
         """
-        lat = parse_latency(latency) if isinstance(latency, str) else (latency or (0.0, 0.0))
-        for option, value in (("--error-rate", error_rate), ("--timeout-rate", timeout_rate),
-                              ("--malformed-rate", malformed_rate)):
-            _check_share(option, value)
-        if not (timeout_s >= 0 and math.isfinite(timeout_s)):
-            raise ConfigurationError(f"--timeout-s: expected seconds >= 0, got {timeout_s}", variable="--timeout-s")
-        faults = Faults(latency=lat, error_rate=error_rate, timeout_rate=timeout_rate, timeout_s=timeout_s,
-                        malformed_rate=malformed_rate)
+        faults = _faults(latency, error_rate, timeout_rate, timeout_s, malformed_rate)
         config = cls(seed=seed).with_faults(faults)
-
-        def rate(text: str | None, option: str) -> RateSpec | None:
-            return None if text is None else RateSpec.parse(text, variable=option)
-
-        for name, option, text in (("spotify", "--spotify-limit", spotify_limit),
-                                   ("lastfm", "--lastfm-limit", lastfm_limit),
-                                   ("openai", "--openai-limit", openai_limit),
-                                   ("perplexity", "--perplexity-limit", perplexity_limit),
-                                   ("songlink", "--songlink-limit", songlink_limit)):
-            spec = rate(text, option)
-            if spec is not None:
-                config = config.with_upstream(name, requests=spec)
-        tokens = rate(openai_token_limit, "--openai-token-limit")
+        config = _with_limits(config, {"spotify": ("--spotify-limit", spotify_limit),
+                                       "lastfm": ("--lastfm-limit", lastfm_limit),
+                                       "openai": ("--openai-limit", openai_limit),
+                                       "perplexity": ("--perplexity-limit", perplexity_limit),
+                                       "songlink": ("--songlink-limit", songlink_limit)})
+        tokens = _rate(openai_token_limit, "--openai-token-limit")
         if tokens is not None:
             config = config.with_upstream("openai", tokens=tokens)
         if openai_token_quota is not None:
@@ -304,23 +290,53 @@ class SandboxConfig:
                 raise ConfigurationError(f"--openai-token-quota: must be >= 0, got {openai_token_quota}",
                                          variable="--openai-token-quota")
             config = config.with_upstream("openai", token_quota=openai_token_quota)
-        quota = rate(spotify_quota, "--spotify-quota")
+        quota = _rate(spotify_quota, "--spotify-quota")
         if quota is not None:
             config = config.with_upstream("spotify", quota=quota)
-        lastfm: dict[str, Any] = {}
-        if listeners is not None:
-            if not 1 <= listeners <= 1_000_000:
-                raise ConfigurationError(f"--listeners: expected 1..1000000, got {listeners}", variable="--listeners")
-            lastfm["listeners"] = listeners
-        shares: tuple[tuple[str, str, float | None], ...] = (
-            ("active_share", "--active-share", active_share),
-            ("now_playing_share", "--now-playing-share", now_playing_share),
-            ("throttle_http200_share", "--lastfm-http200-share", lastfm_http200_share))
-        for key, option, share in shares:
-            if share is not None:
-                _check_share(option, share)
-                lastfm[key] = share
+        lastfm = _lastfm_options(listeners, (("active_share", "--active-share", active_share),
+                                             ("now_playing_share", "--now-playing-share", now_playing_share),
+                                             ("throttle_http200_share", "--lastfm-http200-share",
+                                              lastfm_http200_share)))
         return config.with_upstream("lastfm", **lastfm) if lastfm else config
+
+
+def _faults(latency: str | tuple[float, float] | None, error_rate: float, timeout_rate: float, timeout_s: float,
+            malformed_rate: float) -> Faults:
+    lat = parse_latency(latency) if isinstance(latency, str) else (latency or (0.0, 0.0))
+    for option, value in (("--error-rate", error_rate), ("--timeout-rate", timeout_rate),
+                          ("--malformed-rate", malformed_rate)):
+        _check_share(option, value)
+    if not (timeout_s >= 0 and math.isfinite(timeout_s)):
+        raise ConfigurationError(f"--timeout-s: expected seconds >= 0, got {timeout_s}", variable="--timeout-s")
+    return Faults(latency=lat, error_rate=error_rate, timeout_rate=timeout_rate, timeout_s=timeout_s,
+                  malformed_rate=malformed_rate)
+
+
+def _rate(text: str | None, option: str) -> RateSpec | None:
+    return None if text is None else RateSpec.parse(text, variable=option)
+
+
+def _with_limits(config: SandboxConfig, limits: dict[str, tuple[str, str | None]]) -> SandboxConfig:
+    """``config`` with each upstream's request limit replaced where an option gives one."""
+    for name, (option, text) in limits.items():
+        spec = _rate(text, option)
+        if spec is not None:
+            config = config.with_upstream(name, requests=spec)
+    return config
+
+
+def _lastfm_options(listeners: int | None,
+                    shares: tuple[tuple[str, str, float | None], ...]) -> dict[str, int | float]:
+    lastfm: dict[str, int | float] = {}
+    if listeners is not None:
+        if not 1 <= listeners <= 1_000_000:
+            raise ConfigurationError(f"--listeners: expected 1..1000000, got {listeners}", variable="--listeners")
+        lastfm["listeners"] = listeners
+    for key, option, share in shares:
+        if share is not None:
+            _check_share(option, share)
+            lastfm[key] = share
+    return lastfm
 
 
 def parse_latency(text: str) -> tuple[float, float]:

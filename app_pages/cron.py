@@ -26,6 +26,7 @@ def _per_bucket(runs: pd.DataFrame, width: int, cols: list[str]) -> pd.DataFrame
     ts = pd.to_datetime((runs["ts"].astype("float64") // width) * width, unit="s", utc=True)
     out = runs.assign(ts=ts).groupby(["ts", "source"], as_index=False)[cols].mean()
     out.attrs["bucket_s"] = width
+    out.attrs["window"] = runs.attrs.get("window")
     return out
 
 
@@ -34,6 +35,7 @@ def _prewarm_reports(window: Window) -> None:
     recent = data.runs(svc, "prewarm", v.source)
     recent = recent[recent.scheduled_at >= pd.Timestamp(window.since, unit="s", tz="UTC")]
     frame = prewarm_frame(recent.assign(scheduled_at=recent.scheduled_at.map(lambda t: t.timestamp())))
+    frame.attrs["window"] = (window.since, window.until)
     if frame.empty or "polled" not in frame:
         st.caption("No prewarm run in this range reported how many users it polled.")
         return
@@ -96,8 +98,10 @@ def body(at: float, window: Window) -> None:
     c[2].metric("Max duration", fmt.duration(mine["duration_max"].max()), border=True)
     c[3].metric("Failed or timed out", fmt.count(failures), border=True,
                 delta=f"{fmt.count(mine['timed_out'].sum())} timed out", delta_color="off", delta_arrow="off")
-    c[4].metric("Since last run", fmt.duration(at - mine["last_scheduled_at"].max().timestamp()), border=True,
-                delta=f"lateness p95 {fmt.duration(mine['lateness_p95'].max())}", delta_color="off", delta_arrow="off")
+    ended = mine["last_finished_at"].max()
+    c[4].metric("Last run finished", fmt.ago(ended.timestamp(), at) if pd.notna(ended) else "none yet", border=True,
+                delta=f"start lateness p95 {fmt.duration(mine['lateness_p95'].max())}", delta_color="off",
+                delta_arrow="off", help="lateness = started − scheduled")
 
     runs = data.jobs(svc, window, v.source, job, series=2 * data.source_count(svc, v.source))
     long = runs.melt(id_vars=["ts", "source", "runs", "timed_out", "failed"],

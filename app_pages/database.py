@@ -33,7 +33,8 @@ def _deleted(window: Window, at: float) -> None:
         return
     last = recent.iloc[0]
     last_rows = frame[frame.ts == last.scheduled_at.timestamp()]["deleted"].sum()
-    st.caption(f"Last cleanup {fmt.ago(last.scheduled_at.timestamp(), at)} ({last.outcome}), "
+    ended = last.finished_at if pd.notna(last.finished_at) else last.started_at
+    st.caption(f"Last cleanup finished {fmt.ago(ended.timestamp(), at)} ({last.outcome}), "
                f"{fmt.count(last_rows)} rows deleted; {fmt.count(frame['deleted'].sum())} in this range.")
     # Cleanup runs hourly: narrower buckets would be mostly empty.
     width = max(bucket_for(window, len(frame[["table_name", "source"]].drop_duplicates()), budget=400), 3600)
@@ -41,6 +42,7 @@ def _deleted(window: Window, at: float) -> None:
     per = frame.groupby(["ts", "table_name", "source"], as_index=False)["deleted"].sum()
     per["series"] = series_label(per, ["table_name"])
     per.attrs["bucket_s"] = width
+    per.attrs["window"] = (window.since, window.until)
     st.altair_chart(time_chart(per, "deleted", title="Rows deleted per bucket, by table", y_title="rows",
                                series="series", mark="bar", stacked=True, height=290), width="stretch")
 

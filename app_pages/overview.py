@@ -12,6 +12,7 @@ from dashboard import formatting as fmt
 from dashboard.charts import Threshold, series_label, time_chart
 from dashboard.services import services
 from dashboard.timerange import Window, coarsen
+from scaling.capacity.readiness import Readiness
 
 BADGES = {"ready": ":green-badge[ready]", "at risk": ":orange-badge[at risk]", "not ready": ":red-badge[not ready]",
           "unknown": ":gray-badge[unknown]"}
@@ -33,7 +34,7 @@ def _users(window: Window, at: float, readiness: Any) -> None:
             fmt.count(next(iter(values.values())))
         deltas = [values[s] - int(first.loc[s, field]) for s in values if s in first.index]
         col.metric(label, text, border=True, delta=f"{deltas[0]:+,} in {window.label}" if len(deltas) == 1 else None,
-                   help="newest user-count sample" + (f" ({fmt.ago(max(u.ts for u in latest.values()), at)})"))
+                   help="newest user-count sample" + (f" ({fmt.ago(max(u.ts or 0.0 for u in latest.values()), at)})"))
     lines: list[Threshold] = []
     if len(series):
         top = float(series["total"].max())
@@ -52,32 +53,40 @@ def _users(window: Window, at: float, readiness: Any) -> None:
         st.caption(f"Trend: {readiness.users_trend}.")
 
 
-def _phase_header(readiness: Any) -> None:
+def _phase_header(readiness: Readiness, label: str) -> None:
     required = readiness.required_phase
     titles = {p.phase: p.title for p in readiness.phases}
     nxt = readiness.next_trigger
     c = st.columns(3)
-    c[0].metric("Phase required now", f"Phase {required}" if required else "none yet", border=True,
-                delta=titles.get(required, "below the first trigger (50 users)"), delta_color="off", delta_arrow="off")
+    users = f"{readiness.users:,} users" if readiness.users is not None else "no user count"
+    c[0].metric(f"{label}Phase required now", f"Phase {required}" if required else "none yet", border=True,
+                delta=f"{titles[required]} ({users})" if required else f"below the first trigger, 50 ({users})",
+                delta_color="off", delta_arrow="off")
     if nxt is None:
-        c[1].metric("Next trigger", "all passed", border=True)
+        c[1].metric(f"{label}Next trigger", "all passed", border=True)
     else:
         when = fmt.timestamp(nxt.date, with_time=False) if nxt.date else "not at this trend"
         band = (f"between {fmt.timestamp(nxt.earliest, with_time=False)} and "
                 f"{fmt.timestamp(nxt.latest, with_time=False) if nxt.latest else 'later'}") if nxt.date else ""
-        c[1].metric(f"Next trigger: {nxt.users:,} users", when, border=True, delta=nxt.action, delta_color="off",
-                    delta_arrow="off",
+        c[1].metric(f"{label}Next trigger: {nxt.users:,} users", when, border=True, delta=nxt.action,
+                    delta_color="off", delta_arrow="off",
                     help=f"forecast crossing date from the user trend; {band}" if band else None)
-    c[2].metric(f"Readiness for Phase {readiness.target_phase}", f"{readiness.readiness_pct:.0f}%", border=True,
-                delta=f"Phase {readiness.required_phase_forecast} needed in {readiness.forecast_days} days",
-                delta_color="off", delta_arrow="off",
-                help="share of items of phases 1..required that are ready (at risk counts half)")
+    target = readiness.target_phase
+    later = readiness.required_phase_forecast
+    ahead = (f"Phase {later} needed within {readiness.forecast_days} days" if later > required
+             else f"no further phase needed within {readiness.forecast_days} days")
+    c[2].metric(f"{label}Phases 1–{target} ready" if target > 1 else f"{label}Phase 1 ready",
+                f"{readiness.readiness_pct:.0f}%", border=True, delta=ahead, delta_color="off", delta_arrow="off",
+                help="share of the items of phases 1..required that are ready (at risk counts half); "
+                     "each phase's own share is in its section below")
     for warning in readiness.warnings:
-        st.warning(warning, icon=":material/warning:")
+        st.warning(fmt.plain(warning), icon=":material/warning:")
 
 
-def _phases(readiness: Any) -> None:
-    st.subheader("Phase readiness")
+def _phases(readiness: Readiness, label: str) -> None:
+    st.subheader(f"{label}Phase readiness")
+    if readiness.too_little:
+        st.info(fmt.plain(readiness.too_little) + ": items judged on limiter traffic say unknown until it does.")
     for phase in readiness.phases:
         flag = "required now" if phase.required else "required within the forecast" if phase.required_forecast \
             else f"from {phase.trigger_users:,} users"
@@ -85,7 +94,7 @@ def _phases(readiness: Any) -> None:
                          expanded=phase.required or phase.required_forecast):
             for item in phase.items:
                 st.markdown(f"{BADGES.get(item.status.value, item.status.value)} **{item.item} {item.title}** — "
-                            f"{item.evidence}", help=item.rule)
+                            f"{fmt.plain(item.evidence)}", help=item.rule)
 
 
 def _alerts(window: Window, at: float) -> None:
@@ -96,8 +105,9 @@ def _alerts(window: Window, at: float) -> None:
     if firing.empty:
         st.success("No alert is firing.")
     for row in firing.itertuples():
-        st.error(f"**{row.rule}** on {row.subject} ({row.severity}, since {fmt.ago(row.started_at.timestamp(), at)})"
-                 f": {row.message}", icon=":material/notifications_active:")
+        st.error(f"**{fmt.plain(row.rule)}** on {fmt.plain(row.subject)} ({fmt.plain(row.source)}, "
+                 f"{fmt.plain(row.severity)}, since {fmt.ago(row.started_at.timestamp(), at)}): "
+                 f"{fmt.plain(row.message)}", icon=":material/notifications_active:")
     if len(resolved):
         st.caption(f"Resolved in {window.label}:")
         st.dataframe(resolved.assign(started_at=resolved.started_at.dt.strftime("%Y-%m-%d %H:%M"),
@@ -112,10 +122,18 @@ def body(at: float, window: Window) -> None:
     if not data.latest_users(svc, v.source):
         controls.empty_state(svc, "user counts", source=v.source)
         return
-    readiness = forecasting.readiness(svc, at, v.source)
-    _phase_header(readiness)
-    _users(window, at, readiness)
-    _phases(readiness)
+    # One readiness object per source of the view: "all" shows every source, labelled, side by side.
+    shown = [v.source] if v.source else [s for s in data.KNOWN_SOURCES if data.latest_users(svc, s)]
+    views = {s: forecasting.readiness(svc, window, s) for s in shown}
+    for source, readiness in views.items():
+        if readiness is not None:
+            _phase_header(readiness, f"{source}: " if len(views) > 1 else "")
+    # (the planner's "this design carries ≈ N users; then X breaks" block goes here)
+    first = next((r for r in views.values() if r is not None), None)
+    _users(window, at, first)
+    for source, readiness in views.items():
+        if readiness is not None:
+            _phases(readiness, f"{source}: " if len(views) > 1 else "")
     _alerts(window, at)
 
 

@@ -63,7 +63,8 @@ class LayeredChart(alt.LayerChart):
     """
 
     def to_dict(self, validate: bool = False, **kwargs: Any) -> dict[str, Any]:
-        return super().to_dict(validate=validate, **kwargs)  # type: ignore[no-any-return]
+        spec: dict[str, Any] = super().to_dict(validate=validate, **kwargs)
+        return spec
 
 
 def series_label(df: pd.DataFrame, parts: Sequence[str], *, source: str = "source", empty: str = "") -> pd.Series:
@@ -117,22 +118,25 @@ def threshold_layers(thresholds: Sequence[Threshold], *, y_format: str, axis: st
     return [rules, over, under]
 
 
-def _time_axis(data: pd.DataFrame, width: int) -> alt.Axis:
+def _time_axis(data: pd.DataFrame, width: int, span: tuple[float, float] | None = None) -> alt.Axis:
     """Ticks at whole days (or hours) with one label format, at most ~8 of them.
 
     Vega's default multi-format labels ("Wed 14", "12 PM") lose the dates when
     overlapping labels are dropped in a half-width chart.
     """
-    if data.empty:
+    if span is not None:
+        span_s = span[1] - span[0]
+    elif data.empty:
         return alt.Axis(labelAngle=0)
-    span_s = (data["ts"].max() - data["ts"].min()).total_seconds() + width
+    else:
+        span_s = (data["ts"].max() - data["ts"].min()).total_seconds() + width
     if span_s >= 2 * 86400:
         step = max(1, math.ceil(span_s / 86400 / 7))
         return alt.Axis(format="%b %d", tickCount=alt.TimeIntervalStep("day", step), labelAngle=0,
                         labelOverlap=True)
-    step = max(1, math.ceil(span_s / 3600 / 7))
-    return alt.Axis(format="%H:%M", tickCount=alt.TimeIntervalStep("hour", step), labelAngle=0,
-                    labelOverlap=True)
+    # A plain count, not an interval: Vega's tick intervals are named "hours", not Vega-Lite's
+    # "hour", and the mismatch threw "reading 'every'" and left every sub-2-day chart blank.
+    return alt.Axis(format="%H:%M", tickCount=7, labelAngle=0, labelOverlap=True)
 
 
 def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: str | None = None,
@@ -140,7 +144,8 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
                y_format: str = ",.0f", markers: Sequence[Marker] = (), band: str | None = None,
                band_label: str = "", floor: float = 0.0, height: int = 300,
                colors: Mapping[str, str] | None = None, legend_columns: int = 4,
-               tooltip: Sequence[str | alt.Tooltip] = ()) -> LayeredChart:
+               tooltip: Sequence[str | alt.Tooltip] = (), span: tuple[float, float] | None = None,
+               ) -> LayeredChart:
     """A UTC time series (one line, area or bar series per ``series`` value) with thresholds.
 
     Args:
@@ -162,6 +167,8 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
         colors: fixed series colours (series value -> colour), e.g. `OUTCOME_COLORS`.
         legend_columns: legend entries per row.
         tooltip: extra tooltip fields.
+        span: the picked range (epoch seconds) the x axis covers, so ten minutes of data in a
+            7-day view reads as ten minutes; default ``df.attrs["window"]``, else the data's extent.
     """
     if mark not in ("line", "area", "bar"):
         raise ValueError(f"mark must be 'line', 'area' or 'bar', got {mark!r}")
@@ -170,12 +177,14 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
     peaks = data.groupby("ts")[y].sum().tolist() if stacked and series and len(data) else data[y].tolist()
     top = _top(peaks, thresholds, floor)
     scale = alt.Scale(domain=[0, top], nice=False, zero=True)
-    x = alt.X("ts:T", title=None, scale=alt.Scale(type="utc"), axis=_time_axis(data, width))
+    span = span or df.attrs.get("window")
+    x_scale = alt.Scale(type="utc", domain=[span[0] * 1000, span[1] * 1000]) if span else alt.Scale(type="utc")
+    x = alt.X("ts:T", title=None, scale=x_scale, axis=_time_axis(data, width, span))
     if series:
         present = set(data[series]) if len(data) else set()
-        domain = [k for k in colors if k in present] if colors else alt.Undefined
-        palette = [colors[k] for k in domain] if colors else alt.Undefined
-        color: Any = alt.Color(f"{series}:N", title=None, scale=alt.Scale(domain=domain, range=palette),
+        known = [k for k in colors if k in present] if colors else []
+        hues = alt.Scale(domain=known, range=[colors[k] for k in known]) if colors else alt.Scale()
+        color: Any = alt.Color(f"{series}:N", title=None, scale=hues,
                                legend=alt.Legend(orient="bottom", columns=legend_columns, labelLimit=220))
     else:
         color = alt.value("#4c78a8")
@@ -205,8 +214,9 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
                       .transform_filter(f"datum['{band}'] > 0").properties(name=f"band:{band}"))
     if mark == "bar":
         # A hairline between wide bars; narrow ones would turn white.
-        stroke = {"stroke": "white", "strokeWidth": 0.5} if data["ts"].nunique() <= 120 else {}
-        main = base.mark_rect(opacity=0.9, **stroke).encode(
+        wide = data["ts"].nunique() <= 120
+        main = base.mark_rect(opacity=0.9, stroke="white" if wide else alt.Undefined,
+                              strokeWidth=0.5 if wide else alt.Undefined).encode(
             x=x, x2="ts_end:T", y=alt.Y("_y1:Q", title=y_title, scale=scale, axis=alt.Axis(format=y_format)),
             y2="_y0:Q", color=color, tooltip=tips)
     elif mark == "area":

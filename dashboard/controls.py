@@ -53,13 +53,50 @@ def now(svc: Services) -> float:
     return float(pinned) if pinned is not None else svc.clock.now()
 
 
+#: URL value of ``?range=`` -> preset label; the view lives in the URL so a reload or a pasted link shows it.
+RANGE_SLUGS: dict[str, str] = {"1h": "Last hour", "6h": "Last 6 hours", "24h": "Last 24 hours", "7d": "Last 7 days",
+                               "30d": "Last 30 days", "90d": "Last 90 days"}
+_SLUG_OF = {label: slug for slug, label in RANGE_SLUGS.items()}
+_URL_SEEN = "headroom_url_seen"
+
+
+def _from_url(labels: list[str]) -> None:
+    """Copy ``?range=`` and ``?source=`` into the widgets when the URL changed since we last wrote it."""
+    wanted = (st.query_params.get("range"), st.query_params.get("source"))
+    if wanted == st.session_state.get(_URL_SEEN):
+        return
+    preset = RANGE_SLUGS.get(wanted[0] or "")
+    if preset is not None:
+        st.session_state["range_preset"] = preset
+    elif wanted[0]:
+        st.warning(f"Ignoring ?range={wanted[0]!r}: expected one of {', '.join(RANGE_SLUGS)}.")
+    if wanted[1] in labels:
+        st.session_state["source"] = wanted[1]
+    elif wanted[1]:
+        st.warning(f"Ignoring ?source={wanted[1]!r}: expected one of {', '.join(labels)}.")
+
+
+def _to_url(picked: str, source: str) -> None:
+    slug = _SLUG_OF.get(picked)
+    if slug is not None and st.query_params.get("range") != slug:
+        st.query_params["range"] = slug
+    if st.query_params.get("source") != source:
+        st.query_params["source"] = source
+    st.session_state[_URL_SEEN] = (st.query_params.get("range"), source)
+
+
 def sidebar(svc: Services, source_options: list[str]) -> View:
-    """Render the shared controls in the sidebar and remember the choice for the pages."""
+    """Render the shared controls in the sidebar and remember the choice for the pages.
+
+    The range and source are read from and written to the URL (``?range=24h&source=demo``);
+    the page is the URL's path.
+    """
+    _from_url(["all", *source_options])
     with st.sidebar:
         st.markdown("**Time range**")
         presets = [*PRESETS, _CUSTOM]
-        picked = st.selectbox("Time range", presets, index=presets.index(DEFAULT_PRESET), key="range_preset",
-                              label_visibility="collapsed")
+        st.session_state.setdefault("range_preset", DEFAULT_PRESET)
+        picked = st.selectbox("Time range", presets, key="range_preset", label_visibility="collapsed")
         choice = RangeChoice(picked) if picked != _CUSTOM else _custom_dates(now(svc))
         labels = ["all", *source_options]
         chosen = st.selectbox("Source", labels, key="source", help=(
@@ -68,6 +105,7 @@ def sidebar(svc: Services, source_options: list[str]) -> View:
         refresh = st.selectbox("Live refresh", list(REFRESH_CHOICES), index=2, key="refresh",
                                help="Re-reads the charts on a timer without rerunning the whole page.")
         st.caption(f"Metrics DB: `{svc.db_key}`")
+    _to_url(picked, chosen)
     chosen_view = View(choice, None if chosen == "all" else chosen, REFRESH_CHOICES[refresh])
     st.session_state[_VIEW_KEY] = chosen_view
     return chosen_view

@@ -54,6 +54,12 @@ def sources(svc: Services) -> list[str]:
     return [s for s in KNOWN_SOURCES if s != "demo" or present]
 
 
+def _in(window: Window, df: pd.DataFrame) -> pd.DataFrame:
+    """Tag a frame with its window so its chart's time axis spans the picked range, not just the data."""
+    df.attrs["window"] = (window.since, window.until)
+    return df
+
+
 def _rolled_bucket(window: Window, series: int) -> int:
     width = bucket_for(window, series)
     return max(width, HOUR) if window.seconds >= ROLLUP_FROM_S else width
@@ -70,8 +76,8 @@ def source_count(svc: Services, source: str | None) -> int:
 
 def headroom(svc: Services, window: Window, source: str | None, *, series_per_chart: int = 6) -> pd.DataFrame:
     """Limiter headroom for every upstream, bucketed so each upstream's chart fits its budget."""
-    return read(svc, "headroom_series", window.since, window.until, source=source,
-                bucket_s=_rolled_bucket(window, series_per_chart))
+    return _in(window, read(svc, "headroom_series", window.since, window.until, source=source,
+                            bucket_s=_rolled_bucket(window, series_per_chart)))
 
 
 def latest_headroom(svc: Services, now: float, source: str | None) -> pd.DataFrame:
@@ -79,8 +85,8 @@ def latest_headroom(svc: Services, now: float, source: str | None) -> pd.DataFra
 
 
 def users(svc: Services, window: Window, source: str | None) -> pd.DataFrame:
-    return read(svc, "user_count_series", window.since, window.until, source=source,
-                bucket_s=bucket_for(window, 3 * source_count(svc, source)))
+    return _in(window, read(svc, "user_count_series", window.since, window.until, source=source,
+                            bucket_s=bucket_for(window, 3 * source_count(svc, source))))
 
 
 def latest_users(svc: Services, source: str | None) -> dict[str, UserCounts]:
@@ -91,7 +97,8 @@ def latest_users(svc: Services, source: str | None) -> dict[str, UserCounts]:
 
 
 def jobs(svc: Services, window: Window, source: str | None, job: str | None, *, series: int = 4) -> pd.DataFrame:
-    return read(svc, "job_runs", job, window.since, window.until, source=source, bucket_s=bucket_for(window, series))
+    return _in(window, read(svc, "job_runs", job, window.since, window.until, source=source,
+                            bucket_s=bucket_for(window, series)))
 
 
 def cron_summary(svc: Services, window: Window, source: str | None) -> pd.DataFrame:
@@ -103,7 +110,8 @@ def runs(svc: Services, job: str | None, source: str | None, limit: int = 2000) 
 
 
 def db_growth(svc: Services, window: Window, source: str | None, *, series: int = 8) -> pd.DataFrame:
-    return read(svc, "db_growth", window.since, window.until, source=source, bucket_s=bucket_for(window, series))
+    return _in(window, read(svc, "db_growth", window.since, window.until, source=source,
+                            bucket_s=bucket_for(window, series)))
 
 
 def latest_db(svc: Services, source: str | None) -> pd.DataFrame:
@@ -111,8 +119,8 @@ def latest_db(svc: Services, source: str | None) -> pd.DataFrame:
 
 
 def cache(svc: Services, window: Window, source: str | None, *, series: int = 10) -> pd.DataFrame:
-    return read(svc, "cache_series", window.since, window.until, source=source,
-                bucket_s=_rolled_bucket(window, series))
+    return _in(window, read(svc, "cache_series", window.since, window.until, source=source,
+                            bucket_s=_rolled_bucket(window, series)))
 
 
 def cache_summary(svc: Services, window: Window, source: str | None) -> pd.DataFrame:

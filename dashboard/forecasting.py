@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import formatting as fmt
 from dashboard.services import Services
+from dashboard.timerange import Window
 from scaling.capacity import forecast
 from scaling.capacity.evidence import gather_evidence
 from scaling.capacity.forecast import SeriesForecast, SpendForecast
@@ -93,12 +94,16 @@ def ai_spend(svc: Services, at: float, source: str | None) -> dict[str, SpendFor
     return _ai_spend(svc.db_key, _snap(at), source, svc)
 
 
-def readiness(svc: Services, at: float, source: str | None) -> Readiness:
-    """``readiness.assess(gather_evidence(...))``."""
-    return _readiness(svc.db_key, _snap(at), source, svc)
+def readiness(svc: Services, window: Window, source: str) -> Readiness | None:
+    """``readiness.assess(gather_evidence(...))`` for one view: as of the window's end, over its length.
+
+    The same call as ``python -m scaling readiness --at <end> --range <range> --source <source>``,
+    so the Overview's card, its sections and the CLI show one object. None: the source has no data.
+    """
+    return _readiness(svc.db_key, window.until, window.seconds, source, svc)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
-def _readiness(db_key: str, at: float, source: str | None, _svc: Services) -> Readiness:
-    evidence = gather_evidence(_svc.engine, now=at, settings=_svc.settings, source=source)
-    return assess(evidence, settings=_svc.settings)
+def _readiness(db_key: str, at: float, window_s: float, source: str, _svc: Services) -> Readiness | None:
+    evidence = gather_evidence(_svc.engine, now=at, settings=_svc.settings, source=source, window_s=window_s)
+    return None if evidence.is_empty else assess(evidence, settings=_svc.settings)

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
-__all__ = ["ago", "bytes_", "count", "duration", "percent", "timestamp", "usd"]
+__all__ = ["ago", "bytes_", "count", "duration", "percent", "plain", "timestamp", "usd"]
 
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
 
 def _missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+#: Everything Streamlit's Markdown gives a meaning to: emphasis, links and images, code, HTML, headings,
+#: tables and its own ``:colour[...]`` directives (text is one line, so list and heading markers
+#: at a line start cannot occur).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so Streamlit's Markdown shows it as typed.
+
+    Alert messages, subjects and labels come from ingested Worker logs: rendered as
+    Markdown, ``![x](https://tracker/p.png)`` would make every viewer's browser fetch
+    that image. Escaped, it reads as the characters it is.
+    """
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
 def count(value: float | None) -> str:

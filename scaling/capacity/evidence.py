@@ -113,6 +113,9 @@ class Evidence:
         cache_*: cache families over 7 days (bytes: the sum of each family's peak).
         ai_*: AI requests (calls plus cache hits) over 7 days; spend this month per provider.
         breaker_*: alert events from breaker rules over 7 days.
+        window_s: the range the "7 days" and "24 h" figures above were read over (the dashboard's
+            picked range, or 7 days / 24 h from the CLI by default); names above keep their suffix.
+        data_span_s: how long the source has been recording (now − its first headroom sample).
     """
 
     now: float
@@ -149,6 +152,8 @@ class Evidence:
     breakers_open: int = 0
     breaker_open_longest_s: float | None = None
     alerts_firing: int = 0
+    window_s: float = 7 * DAY
+    data_span_s: float | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -202,9 +207,10 @@ def _epochs(column: pd.Series) -> pd.Series:
                      dtype="float64")
 
 
-def _breakers(engine: Engine, now: float, source: str) -> tuple[int, int, float | None, int]:
-    """Breaker incidents in 7 days, how many are open at ``now``, the longest open time, all alerts firing."""
-    events = q.alerts(engine, now - 7 * DAY, source=source)
+def _breakers(engine: Engine, now: float, source: str, window_s: float = 7 * DAY,
+              ) -> tuple[int, int, float | None, int]:
+    """Breaker incidents in the window, how many are open at ``now``, the longest open time, all alerts firing."""
+    events = q.alerts(engine, now - window_s, source=source)
     started, resolved = _epochs(events["started_at"]), _epochs(events["resolved_at"])
     events = events[started <= now]
     started, resolved = started[events.index], resolved[events.index]
@@ -276,7 +282,8 @@ def _cron(reports: list[tuple[dict[str, Any], float | None]], concurrency: int) 
         if total is not None:
             users.append(total)
         active_skipped += int(_number(report, "active_skipped") or 0)
-        phases = report.get("phase_s") if isinstance(report.get("phase_s"), Mapping) else {}
+        raw_phases = report.get("phase_s")
+        phases: Mapping[str, Any] = raw_phases if isinstance(raw_phases, Mapping) else {}
         lastfm = _number(phases, "lastfm")
         busy = lastfm if lastfm is not None else duration
         if n and busy is not None:
@@ -295,12 +302,15 @@ def _cron(reports: list[tuple[dict[str, Any], float | None]], concurrency: int) 
                         refreshed, batched)
 
 
-def _jobs(engine: Engine, now: float, source: str) -> dict[str, JobEvidence]:
-    summary = q.cron_summary(engine, now - DAY, now + 1e-6, source=source)
+def _jobs(engine: Engine, now: float, source: str, window_s: float = DAY) -> dict[str, JobEvidence]:
+    summary = q.cron_summary(engine, now - window_s, now + 1e-6, source=source)
     t = m.JOB_RUNS
-    last = select(t.c.job, func.max(t.c.scheduled_at).label("any_run"),
-                  func.max(t.c.scheduled_at).filter(t.c.outcome == "ok").label("ok_run"),
-                  ).where(t.c.scheduled_at <= now, t.c.source == source).group_by(t.c.job)
+    # Ages run from when a run ended (or started, while running), never from its scheduled slot:
+    # a late run that finished 2 min ago is 2 min old.
+    ended = func.coalesce(t.c.finished_at, t.c.started_at)
+    last = select(t.c.job, func.max(ended).label("any_run"),
+                  func.max(ended).filter(t.c.outcome == "ok").label("ok_run"),
+                  ).where(ended <= now, t.c.source == source).group_by(t.c.job)
     with translate_errors(engine, "read job runs"), engine.connect() as conn:
         ages = {r.job: (r.any_run, r.ok_run) for r in conn.execute(last)}
     rows = {r.job: r for r in summary.itertuples()}
@@ -320,8 +330,18 @@ def _finite(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def _first_sample(engine: Engine, source: str) -> float | None:
+    with translate_errors(engine, "read headroom metrics"), engine.connect() as conn:
+        raw = conn.execute(select(func.min(m.HEADROOM_SAMPLES.c.ts))
+                           .where(m.HEADROOM_SAMPLES.c.source == source)).scalar()
+        hourly = conn.execute(select(func.min(m.HEADROOM_HOURLY.c.hour))
+                              .where(m.HEADROOM_HOURLY.c.source == source)).scalar()
+    found = [float(x) for x in (raw, hourly) if x is not None]
+    return min(found) if found else None
+
+
 def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: str | None = None,
-                    concurrency: int = CONCURRENCY) -> Evidence:
+                    concurrency: int = CONCURRENCY, window_s: float | None = None) -> Evidence:
     """Read what the readiness rules need from the metrics DB, as of ``now``.
 
     Args:
@@ -331,6 +351,8 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
         source: which metrics source to read; default: the one with the newest data. An
             `Evidence` with ``is_empty`` comes back when there is no data (of that source) by ``now``.
         concurrency: parallel Last.fm calls per cron run (Workers allow 6 connections).
+        window_s: read limiters, caches, AI requests, alerts *and* job outcomes over this many
+            seconds before ``now`` (the dashboard's picked range); default 7 days (jobs: 24 h).
 
     Raises:
         StoreError: the metrics DB is unreachable or not migrated.
@@ -346,23 +368,25 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
     nxt = users.next
     crossing = nxt.crossing if nxt else None
     # --- limiters
-    head = q.headroom_series(engine, now - 7 * DAY, now + 1e-6, source=source, bucket_s=int(HOUR))
+    wide = 7 * DAY if window_s is None else window_s
+    head = q.limiter_totals(engine, now - wide, now, source=source)
     limiters = {str(up): LimiterEvidence(int(g["samples"].sum()), int(g["upstream_429"].sum()),
                                          float(g["util_max"].max()), int(g["throttled"].sum()),
                                          int(g["rejected"].sum()))
                 for up, g in head.groupby("upstream")}
+    first = _first_sample(engine, source)
     # --- jobs
-    jobs = _jobs(engine, now, source)
+    jobs = _jobs(engine, now, source, DAY if window_s is None else window_s)
     cleanup = _reports(engine, "cleanup", 0.0, now, source, ("ok",), limit=1)
     cron = _cron(_reports(engine, "prewarm", now - DAY, now, source), concurrency)
     # --- app DB
     db = forecast_db_bytes(engine, now=now, limit_bytes=settings.db_limit_bytes, source=source)
     full = db.thresholds[-1].crossing
     # --- caches, AI, alerts
-    cache = q.cache_summary(engine, now - 7 * DAY, now + 1e-6, source=source)
-    ai = q.ai_cost_by(engine, now - 7 * DAY, now + 1e-6, (), source=source).iloc[0]
+    cache = q.cache_summary(engine, now - wide, now + 1e-6, source=source)
+    ai = q.ai_cost_by(engine, now - wide, now + 1e-6, (), source=source).iloc[0]
     spend = forecast_monthly_ai_spend(engine, now=now, settings=settings, source=source)
-    opens, open_now, longest, firing = _breakers(engine, now, source)
+    opens, open_now, longest, firing = _breakers(engine, now, source, wide)
     return Evidence(
         now=now, source=source,
         users_total=None if row is None else int(row.total),
@@ -388,4 +412,5 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
         ai_spend_mtd={p: f.month_to_date_usd for p, f in spend.items()},
         ai_spend_projected={p: f.projected_month_usd for p, f in spend.items()},
         breaker_opens_7d=opens, breakers_open=open_now, breaker_open_longest_s=longest, alerts_firing=firing,
+        window_s=wide, data_span_s=None if first is None else now - first,
     )

@@ -209,6 +209,9 @@ class Readiness:
     target_phase: int
     readiness_pct: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: The range the evidence was read over, and why it cannot be judged yet (None: enough data).
+    window_s: float = 7 * 86400
+    too_little: str | None = None
 
     def item(self, code: str) -> ItemStatus:
         return next(i for p in self.phases for i in p.items if i.item == code)
@@ -261,13 +264,34 @@ def assess(evidence: Evidence, *, settings: Settings) -> Readiness:
             short = [f"{i.item} {i.status.value}" for i in phase.items if i.status is not Status.READY and i.in_scope]
             warnings.append(f"{t.users:,} users passed ({t.action}): Phase {t.phase} still has {', '.join(short)}")
     return Readiness(e.now, e.source, users, e.users_trend, e.users_forecast, FORECAST_DAYS, now_phase, later_phase,
-                     next_out, tuple(phases), target, round(100 * sum(scored) / len(scored), 1), tuple(warnings))
+                     next_out, tuple(phases), target, round(100 * sum(scored) / len(scored), 1), tuple(warnings),
+                     e.window_s, too_little(e))
 
 
 # --- the checks ------------------------------------------------------------------------------------
 
 def _pct(x: float) -> str:
     return f"{x:.0%}"
+
+
+def span_words(seconds: float) -> str:
+    """A window length as an operator says it: "1 hour", "24 hours", "7 days", "10 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = round(seconds / size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:.0f} seconds"
+
+
+#: A source recording for less than this share of the window cannot judge it.
+MIN_COVERAGE = 0.5
+
+
+def too_little(e: Evidence) -> str | None:
+    """"collectors: 10 minutes of data, too little to judge 7 days", or None when the data covers the window."""
+    if e.data_span_s is None or e.data_span_s >= MIN_COVERAGE * e.window_s:
+        return None
+    return f"{e.source}: {span_words(e.data_span_s)} of data, too little to judge {span_words(e.window_s)}"
 
 
 def _ago(seconds: float | None) -> str:
@@ -281,8 +305,9 @@ def _ago(seconds: float | None) -> str:
 
 def _limiters(e: Evidence, names: tuple[str, ...], label: str) -> Verdict:
     seen = {n: e.limiters[n] for n in names if n in e.limiters and e.limiters[n].samples > 0}
+    span = span_words(e.window_s)
     if not seen:
-        return Status.UNKNOWN, f"{label}: no headroom samples for {', '.join(names)} in 7 days", {}
+        return Status.UNKNOWN, f"{label}: no headroom samples for {', '.join(names)} in {span}", {}
     worst: LimiterEvidence = max(seen.values(), key=lambda x: (x.upstream_429 > 0, x.peak_utilisation))
     n429 = sum(x.upstream_429 for x in seen.values())
     peak = worst.peak_utilisation
@@ -294,13 +319,16 @@ def _limiters(e: Evidence, names: tuple[str, ...], label: str) -> Verdict:
         status = Status.READY
     if len(seen) == 1:
         x = next(iter(seen.values()))
-        text = f"{label}: {x.upstream_429:,} upstream 429s in 7 days, peak {_pct(x.peak_utilisation)} of limit"
+        text = f"{label}: {x.upstream_429:,} upstream 429s in {span}, peak {_pct(x.peak_utilisation)} of limit"
     else:
         text = f"{label}: " + "; ".join(f"{n} {x.upstream_429:,} 429s, peak {_pct(x.peak_utilisation)}"
-                                        for n, x in seen.items()) + " (7 days)"
+                                        for n, x in seen.items()) + f" ({span})"
     numbers = {"upstream_429_7d": n429, "peak_utilisation": peak,
                "throttled_7d": sum(x.throttled for x in seen.values()),
-               "rejected_7d": sum(x.rejected for x in seen.values())}
+               "rejected_7d": sum(x.rejected for x in seen.values()), "window_s": e.window_s}
+    short = too_little(e)
+    if short and status is Status.READY:  # a 429 seen is a verdict; its absence over minutes is not
+        return Status.UNKNOWN, f"{short}; {text}", numbers
     return status, text, numbers
 
 
@@ -329,12 +357,12 @@ def _cleanup(e: Evidence, s: Settings) -> Verdict:
 def _cron(e: Evidence, s: Settings) -> Verdict:
     job = e.jobs.get("prewarm")
     if job is None or job.runs_24h == 0 or job.duration_p95_s is None:
-        return Status.UNKNOWN, "cron: no prewarm runs in 24 h", {}
+        return Status.UNKNOWN, f"cron: no prewarm runs in {span_words(e.window_s)}", {}
     deadline = s.cron_deadline_s
     ratio = job.duration_p95_s / deadline
     status = Status.READY if ratio <= CRON_READY else Status.AT_RISK if ratio <= CRON_AT_RISK else Status.NOT_READY
-    text = (f"cron p95 {job.duration_p95_s:.1f} s of {deadline:.0f} s; {job.timed_out_24h} timeouts, "
-            f"{e.cron.active_skipped} active users skipped in 24 h")
+    text = (f"cron p95 {job.duration_p95_s:.1f} s of {deadline:.0f} s; {job.timed_out_24h} timeouts in "
+            f"{span_words(e.window_s)}, {e.cron.active_skipped} active users skipped in 24 h")
     if job.timed_out_24h or e.cron.active_skipped:
         status = Status.NOT_READY
     numbers: dict[str, Any] = {"duration_p95_s": job.duration_p95_s, "deadline_s": deadline, "share": ratio,
@@ -355,7 +383,7 @@ def _cron(e: Evidence, s: Settings) -> Verdict:
     numbers.update({"wave_p95_s": c.wave_p95_s, "poll_share": share, "max_users_within_headroom": fits,
                     "forecast_users": target, "projected_s": projected, "model_s_now": measured_model,
                     "model_error": measured_model / job.duration_p95_s - 1})
-    at = [(e.next_trigger_users, "next trigger")] if e.next_trigger_users else []
+    at: list[tuple[float, str]] = [(e.next_trigger_users, "next trigger")] if e.next_trigger_users else []
     at.append((target, f"{FORECAST_DAYS}-day forecast"))
     text += (f"; model (W {c.wave_p95_s:.2f} s, c {CONCURRENCY}): fits {fits:,} users within "
              f"{_pct(CRON_HEADROOM)} of the deadline; " +
@@ -400,10 +428,10 @@ def _batching(e: Evidence) -> Verdict:
 
 def _dedup(e: Evidence) -> Verdict:
     if e.ai_requests_7d == 0:
-        return Status.UNKNOWN, "dedup: no AI requests in 7 days", {}
+        return Status.UNKNOWN, f"dedup: no AI requests in {span_words(e.window_s)}", {}
     share = e.ai_cache_hits_7d / e.ai_requests_7d
     numbers = {"ai_requests_7d": e.ai_requests_7d, "served_from_cache": share, "saved_tokens_7d": e.ai_saved_tokens_7d}
-    text = (f"AI: {_pct(share)} of {e.ai_requests_7d:,} requests in 7 days served from cache "
+    text = (f"AI: {_pct(share)} of {e.ai_requests_7d:,} requests in {span_words(e.window_s)} served from cache "
             f"({e.ai_saved_tokens_7d:,} tokens saved)")
     status = Status.READY if share >= DEDUP_READY else Status.AT_RISK if share >= DEDUP_AT_RISK else Status.NOT_READY
     return status, text, numbers
@@ -417,7 +445,8 @@ def _caches(e: Evidence) -> Verdict:
     numbers = {"hit_ratio_7d": ratio, "evictions_7d": e.cache_evictions, "bytes": e.cache_bytes,
                "stats_age_s": e.cache_age_s}
     size = f", {e.cache_bytes / 1024**2:,.0f} MB" if e.cache_bytes is not None else ""
-    text = (f"caches: {'no lookups' if ratio is None else _pct(ratio) + ' hit ratio'} over 7 days{size}, "
+    text = (f"caches: {'no lookups' if ratio is None else _pct(ratio) + ' hit ratio'} over "
+            f"{span_words(e.window_s)}{size}, "
             f"{e.cache_evictions:,} evictions; sampled {_ago(e.cache_age_s)}")
     if ratio is None or e.cache_age_s > CACHE_STALE_S:
         return Status.AT_RISK, text, numbers
@@ -428,10 +457,11 @@ def _caches(e: Evidence) -> Verdict:
 def _breakers(e: Evidence) -> Verdict:
     numbers = {"opens_7d": e.breaker_opens_7d, "open_now": e.breakers_open, "longest_open_s": e.breaker_open_longest_s}
     if e.breaker_opens_7d == 0:
-        return (Status.UNKNOWN, "circuit breakers: no breaker opened in 7 days, so nothing shows they work "
-                "(the breaker only acts when an upstream fails)", numbers)
+        return (Status.UNKNOWN, (f"circuit breakers: no breaker opened in {span_words(e.window_s)}, so nothing "
+                "shows they work "
+                "(the breaker only acts when an upstream fails)"), numbers)
     longest = (e.breaker_open_longest_s or 0) / 60
-    text = (f"circuit breakers: opened {e.breaker_opens_7d}× in 7 days, {e.breakers_open} open now, "
+    text = (f"circuit breakers: opened {e.breaker_opens_7d}× in {span_words(e.window_s)}, {e.breakers_open} open now, "
             f"longest {longest:.0f} min")
     if e.breakers_open and (e.breaker_open_longest_s or 0) > BREAKER_LONG_OPEN_S:
         return Status.AT_RISK, text, numbers
@@ -439,8 +469,8 @@ def _breakers(e: Evidence) -> Verdict:
 
 
 def _multi_region() -> Verdict:
-    return (Status.UNKNOWN, "out of scope for a single-region app: D1 is single-region, and read replicas or "
-            "Durable Objects are an architecture decision the metrics cannot show", {})
+    return (Status.UNKNOWN, ("out of scope for a single-region app: D1 is single-region, and read replicas or "
+            "Durable Objects are an architecture decision the metrics cannot show"), {})
 
 
 def _costs(e: Evidence, s: Settings) -> Verdict:

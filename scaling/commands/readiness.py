@@ -18,6 +18,8 @@ NAME = "readiness"
 HELP = ("which phase of the scaling plan the user count requires (now and forecast), each item's status "
         "with the evidence from the metrics DB, and when the next trigger is forecast to be crossed")
 
+#: ``--range`` values, as in the dashboard's ``?range=``.
+RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 _MARK = {Status.READY: "READY", Status.AT_RISK: "AT RISK", Status.NOT_READY: "NOT READY", Status.UNKNOWN: "UNKNOWN"}
 
 
@@ -40,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="assess as of this moment (ISO date/datetime in UTC, or epoch seconds); default now")
     parser.add_argument("--source", default=None,
                         help="metrics source to read (collectors, worker, demo); default: the one with the newest data")
+    parser.add_argument("--range", dest="window", choices=list(RANGES), default=None,
+                        help="judge limiters, caches, AI requests, alerts and job outcomes over this range before "
+                             "--at (the dashboard's picked range); default 7 days (job outcomes 24 hours)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return 1
         now = args.at if args.at is not None else SystemClock().now()
-        evidence = gather_evidence(engine, now=now, settings=settings, source=args.source)
+        window = RANGES[args.window] if getattr(args, "window", None) else None
+        evidence = gather_evidence(engine, now=now, settings=settings, source=args.source, window_s=window)
     finally:
         engine.dispose()
     if evidence.is_empty:

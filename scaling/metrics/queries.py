@@ -28,8 +28,8 @@ from scaling.metrics.rollups import AI, CACHE, HEADROOM, WORKER, Rollup, distinc
 
 __all__ = [
     "D1_LIMIT_BYTES", "ai_cost_by", "alerts", "cache_series", "cache_summary", "cron_summary", "db_growth",
-    "headroom_series", "job_runs", "latest_db_stats", "latest_headroom", "latest_user_counts", "recent_runs",
-    "rolled_totals", "user_count_series", "worker_series",
+    "headroom_series", "job_runs", "latest_db_stats", "latest_headroom", "latest_user_counts", "limiter_totals",
+    "recent_runs", "rolled_totals", "user_count_series", "worker_series",
 ]
 
 Time = float | int | datetime
@@ -101,7 +101,8 @@ def _rolled(conn: Connection, rollup: Rollup, lo: float, hi: float, bucket_s: in
     if width < HOUR:
         return rollup.merged([rollup.from_raw(width, raw_where)], keys), width
     rolled = {s: w for s, (w, _) in marks.items()}
-    sources = [filters["source"]] if filters.get("source") is not None else distinct_sources(conn, raw)
+    chosen = filters.get("source")
+    sources = [chosen] if chosen is not None else distinct_sources(conn, raw)
     others = _equal(raw, {k: v for k, v in filters.items() if k != "source"})
     parts = rollup.raw_tails(width, start, hi, others, sources, rolled)
     if rolled:
@@ -135,6 +136,27 @@ def headroom_series(engine: Engine, since: Time, until: Time, *, source: str | N
     return df[["ts", "source", "upstream", "limiter_key", "samples", "used_avg", "used_max", "limit",
                "remaining_min", "util_avg", "util_max", "cooldown_share", "upstream_429", "throttled",
                "wait_seconds", "rejected"]]
+
+
+def limiter_totals(engine: Engine, since: Time, until: Time, *, source: str | None = None) -> pd.DataFrame:
+    """Per (upstream, limiter key, source) over the range: samples, upstream 429s, peak share, throttled, rejected.
+
+    THE figures behind "N upstream 429s, peak P%": the Rate limits page, the Overview and
+    ``python -m scaling readiness`` all read them here, so they cannot disagree. Ranges of
+    two days or more read hourly buckets (the roll-ups), shorter ones minutes.
+
+    Returns:
+        Columns ``upstream, limiter_key, source, samples, upstream_429, util_max, throttled,
+        rejected, wait_seconds, limit``.
+    """
+    lo, hi = _range(since, until)
+    width = int(HOUR) if hi - lo >= 2 * 86400 else 60
+    df = headroom_series(engine, lo, hi, source=source, bucket_s=width)
+    keys = ["upstream", "limiter_key", "source"]
+    return df.groupby(keys, as_index=False).agg(
+        samples=("samples", "sum"), upstream_429=("upstream_429", "sum"), util_max=("util_max", "max"),
+        throttled=("throttled", "sum"), rejected=("rejected", "sum"), wait_seconds=("wait_seconds", "sum"),
+        limit=("limit", "max"))
 
 
 def latest_headroom(engine: Engine, *, now: Time, max_age_s: float = 900.0, source: str | None = None) -> pd.DataFrame:
@@ -209,14 +231,17 @@ def cron_summary(engine: Engine, since: Time, until: Time, *, source: str | None
 
     Returns:
         Columns ``job, source, runs, ok, failed, timed_out, skipped, running, duration_p50,
-        duration_p95, duration_max, lateness_p95, lateness_max, last_scheduled_at``.
+        duration_p95, duration_max, lateness_p95, lateness_max, last_scheduled_at, last_started_at,
+        last_finished_at`` (lateness: started − scheduled; ages belong on the started/finished times).
     """
     lo, hi = _range(since, until)
     t = m.JOB_RUNS
     where = [t.c.scheduled_at >= lo, t.c.scheduled_at < hi, *_equal(t, {"source": source})]
     counts = (select(t.c.job, t.c.source, func.count().label("runs"), *_outcome_counts(t),
                      func.max(t.c.duration_s).label("duration_max"), func.max(t.c.lateness_s).label("lateness_max"),
-                     func.max(t.c.scheduled_at).label("last_scheduled_at"))
+                     func.max(t.c.scheduled_at).label("last_scheduled_at"),
+                     func.max(t.c.started_at).label("last_started_at"),
+                     func.max(t.c.finished_at).label("last_finished_at"))
               .where(*where).group_by(t.c.job, t.c.source))
     with translate_errors(engine, "read job runs"), engine.connect() as conn:
         df = _frame(conn, counts)
@@ -225,9 +250,10 @@ def cron_summary(engine: Engine, since: Time, until: Time, *, source: str | None
     df = df.merge(durations, on=["job", "source"], how="left").merge(lateness, on=["job", "source"], how="left")
     df = df.rename(columns={"duration_s_p50": "duration_p50", "duration_s_p95": "duration_p95",
                             "lateness_s_p95": "lateness_p95"})
-    df = _times(df, "last_scheduled_at")
+    df = _times(df, "last_scheduled_at", "last_started_at", "last_finished_at")
     return df[["job", "source", "runs", "ok", "failed", "timed_out", "skipped", "running", "duration_p50",
-               "duration_p95", "duration_max", "lateness_p95", "lateness_max", "last_scheduled_at"]
+               "duration_p95", "duration_max", "lateness_p95", "lateness_max", "last_scheduled_at",
+               "last_started_at", "last_finished_at"]
               ].sort_values(["job", "source"], ignore_index=True)
 
 

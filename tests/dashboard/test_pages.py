@@ -72,7 +72,7 @@ def test_overview_shows_users_phase_readiness_forecast_and_alerts(rendered: Call
     assert "1.1 Spotify rate limiting" in page and "upstream 429s in 7 days" in page
     assert "2.2 Cron optimization" in page and "cron p95" in page
     assert "cleanup: last successful run" in page
-    assert "cron_timeout" in page  # the demo's alert still firing
+    assert fmt.plain("cron_timeout") in page  # the demo's alert still firing, its name shown as typed
     users_chart = charts(at)[0]
     assert {50.0, 100.0, 150.0} <= set(thresholds(users_chart).values())
 

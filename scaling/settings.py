@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from scaling.errors import ConfigurationError
 
-__all__ = ["PLATFORM_UPSTREAMS", "UPSTREAMS", "RateSpec", "Secret", "Settings", "UpstreamSettings"]
+__all__ = ["PLATFORM_UPSTREAMS", "UPSTREAMS", "RateSpec", "Secret", "Settings", "UpstreamSettings", "redact_url"]
 
 UPSTREAMS: tuple[str, ...] = ("spotify", "lastfm", "openai", "perplexity", "songlink")
 
@@ -57,7 +57,15 @@ _DEFAULT_BUDGETS_USD = {"openai": 50.0, "perplexity": 20.0}
 _STORE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres", "redis", "rediss", "memory")
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hour|hours)\s*$")
+#: Largest value any numeric setting accepts (beyond this float maths and datetime arithmetic fail).
+MAX_NUMBER = 1e12
+#: Longest period (seconds) for intervals, windows and deadlines: 30 days.
+MAX_PERIOD_S = 30 * 86400.0
+#: Longest retention: 100 years (timedelta and SQL date arithmetic overflow long before 3,000,000 days).
+MAX_RETENTION_DAYS = 36_500
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*"
+                      r"(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hour|hours)\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
                  "minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}
 
@@ -123,7 +131,8 @@ class RateSpec:
         if limit <= 0:
             raise ConfigurationError(f"{variable}: the limit must be a positive count, got {limit}", variable=variable)
         if not (window > 0 and math.isfinite(window)):
-            raise ConfigurationError(f"{variable}: the window must be positive seconds, got {window}", variable=variable)
+            raise ConfigurationError(f"{variable}: the window must be positive seconds, got {window}",
+                                     variable=variable)
         if not 1 <= burst <= limit:
             raise ConfigurationError(f"{variable}: burst must be between 1 and the limit ({limit}), got {burst}",
                                      variable=variable)
@@ -204,7 +213,8 @@ class Settings:
         base = cls.from_env({}, dotenv_path=None)
         values = {f.name: getattr(base, f.name) for f in fields(cls)}
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        # Overrides are keyword values of the right fields; mypy cannot see that through a dict.
+        return cls(**values)  # type: ignore[arg-type, unused-ignore]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -261,7 +271,8 @@ class Settings:
                                  REAL_SPOTIFY_ACCOUNTS_URL if real else base, ("http", "https"))
             upstreams[name] = UpstreamSettings(
                 name=name, base_url=base.rstrip("/"), requests=requests, tokens=tokens,
-                timeout=r.number(f"HEADROOM_{up}_TIMEOUT_S", _DEFAULT_TIMEOUTS[name], minimum=0.001) or 10.0,
+                timeout=r.number(f"HEADROOM_{up}_TIMEOUT_S", _DEFAULT_TIMEOUTS[name], minimum=0.001,
+                                 maximum=3600.0) or 10.0,
                 outage_policy=policy, sandbox=not real and base.rstrip("/") == sandbox_url.rstrip("/"),
                 accounts_url=accounts.rstrip("/") if accounts else None, monthly_budget_usd=budget)
 
@@ -269,7 +280,8 @@ class Settings:
         for job, default in (("prewarm", 300.0), ("cleanup", 3600.0), ("headroom", 60.0), ("db_stats", 900.0),
                              ("cache_stats", 900.0), ("cost_rollup", 3600.0), ("retention", 86400.0),
                              ("alerts", 60.0), ("cloudflare", 300.0)):
-            intervals[job] = r.number(f"HEADROOM_{job.upper()}_INTERVAL_S", default, minimum=1.0) or default
+            intervals[job] = r.number(f"HEADROOM_{job.upper()}_INTERVAL_S", default, minimum=1.0,
+                                      maximum=MAX_PERIOD_S) or default
 
         cf = _cloudflare(r, sandbox_url, upstreams)
         return cls(
@@ -280,14 +292,19 @@ class Settings:
             state_namespace=r.text("HEADROOM_STATE_NAMESPACE", "headroom"),
             sandbox_url=sandbox_url.rstrip("/"),
             upstreams=upstreams,
-            cron_deadline_s=r.number("HEADROOM_CRON_DEADLINE_S", 30.0, minimum=1.0) or 30.0,
+            cron_deadline_s=r.number("HEADROOM_CRON_DEADLINE_S", 30.0, minimum=1.0, maximum=MAX_PERIOD_S) or 30.0,
             prewarm_interval_s=intervals["prewarm"],
-            prewarm_active_window_s=r.number("HEADROOM_PREWARM_ACTIVE_WINDOW_S", 7200.0, minimum=1.0) or 7200.0,
-            prewarm_max_staleness_s=r.number("HEADROOM_PREWARM_MAX_STALENESS_S", 4500.0, minimum=1.0) or 4500.0,
-            retention_searches_days=r.integer("HEADROOM_RETENTION_SEARCHES_DAYS", 90, minimum=1),
-            retention_recent_searches_days=r.integer("HEADROOM_RETENTION_RECENT_SEARCHES_DAYS", 30, minimum=1),
-            retention_usage_log_days=r.integer("HEADROOM_RETENTION_USAGE_LOG_DAYS", 30, minimum=1),
-            db_limit_bytes=r.integer("HEADROOM_DB_LIMIT_BYTES", 10 * 1024**3, minimum=1),
+            prewarm_active_window_s=r.number("HEADROOM_PREWARM_ACTIVE_WINDOW_S", 7200.0, minimum=1.0,
+                                             maximum=MAX_PERIOD_S) or 7200.0,
+            prewarm_max_staleness_s=r.number("HEADROOM_PREWARM_MAX_STALENESS_S", 4500.0, minimum=1.0,
+                                             maximum=MAX_PERIOD_S) or 4500.0,
+            retention_searches_days=r.integer("HEADROOM_RETENTION_SEARCHES_DAYS", 90, minimum=1,
+                                              maximum=MAX_RETENTION_DAYS),
+            retention_recent_searches_days=r.integer("HEADROOM_RETENTION_RECENT_SEARCHES_DAYS", 30, minimum=1,
+                                                     maximum=MAX_RETENTION_DAYS),
+            retention_usage_log_days=r.integer("HEADROOM_RETENTION_USAGE_LOG_DAYS", 30, minimum=1,
+                                               maximum=MAX_RETENTION_DAYS),
+            db_limit_bytes=r.integer("HEADROOM_DB_LIMIT_BYTES", 10 * 1024**3, minimum=1, maximum=2**53),
             dashboard_password=r.secret("HEADROOM_DASHBOARD_PASSWORD"),
             alert_webhook_url=r.optional_url("HEADROOM_ALERT_WEBHOOK_URL", ("http", "https")),
             prometheus_port=r.integer("HEADROOM_PROMETHEUS_PORT", 0, minimum=0, maximum=65535),
@@ -352,6 +369,10 @@ class _Reader:
 
     def secret(self, name: str) -> Secret | None:
         value = self._raw(name)
+        if value is None and self._env.get(name):
+            # Whitespace only: a password of spaces must not silently mean "no password, gate off".
+            raise ConfigurationError(f"{name} is set but blank (only whitespace); unset it or give a value",
+                                     variable=name)
         return Secret(value) if value else None
 
     def flag(self, name: str, default: bool) -> bool:
@@ -370,21 +391,24 @@ class _Reader:
             raise ConfigurationError(f"{name}: expected one of {', '.join(options)}, got {value!r}", variable=name)
         return value
 
-    def integer(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = 2**53) -> int:
         value = self._raw(name)
         if value is None:
             return default
         try:
+            if len(value) > 40:  # no setting needs more digits; int() of 4,300+ digits raises differently
+                raise ValueError(value)
             n = int(value)
         except ValueError:
-            raise ConfigurationError(f"{name}: expected a whole number, got {value!r}", variable=name) from None
+            raise ConfigurationError(f"{name}: expected a whole number, got {value[:40]!r}", variable=name) from None
         if minimum is not None and n < minimum:
             raise ConfigurationError(f"{name}: must be at least {minimum}, got {n}", variable=name)
         if maximum is not None and n > maximum:
             raise ConfigurationError(f"{name}: must be at most {maximum}, got {n}", variable=name)
         return n
 
-    def number(self, name: str, default: float | None, *, minimum: float | None = None) -> float | None:
+    def number(self, name: str, default: float | None, *, minimum: float | None = None,
+               maximum: float = MAX_NUMBER) -> float | None:
         value = self._raw(name)
         if value is None:
             return default
@@ -392,8 +416,9 @@ class _Reader:
             x = float(value)
         except ValueError:
             raise ConfigurationError(f"{name}: expected a number, got {value!r}", variable=name) from None
-        if not math.isfinite(x) or (minimum is not None and x < minimum):
-            raise ConfigurationError(f"{name}: must be a finite number of at least {minimum}, got {value!r}",
+        if not math.isfinite(x) or (minimum is not None and x < minimum) or x > maximum:
+            low = f"at least {minimum:g} and " if minimum is not None else ""
+            raise ConfigurationError(f"{name}: must be a finite number {low}at most {maximum:g}, got {value!r}",
                                      variable=name)
         return x
 
@@ -409,15 +434,33 @@ class _Reader:
         return value
 
 
-def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+def redact_url(value: str) -> str:
+    """``scheme://host/…``: enough to recognise a URL in a message, without its credentials,
+    path or query (a webhook's token is its path; an API key may be a query parameter)."""
     try:
         parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        return "(not a URL)"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{rest}" if parts.scheme else "(not a URL)"
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    shown = redact_url(value)  # never echo a password, token path or key in a message
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check: a non-numeric one raises here, not later
     except ValueError as exc:
-        raise ConfigurationError(f"{name}: not a URL ({exc})", variable=name) from None
+        raise ConfigurationError(f"{name}: not a valid URL ({str(exc).split(':')[0]}): {shown}",
+                                 variable=name) from None
     if parts.scheme not in schemes:
-        shown = value.split("@")[-1] if "@" in value else value  # never echo a password in a URL
         raise ConfigurationError(
-            f"{name}: unsupported scheme {parts.scheme or '(none)'!r} in {shown!r}; expected one of "
+            f"{name}: unsupported scheme {parts.scheme or '(none)'!r} in {shown}; expected one of "
             f"{', '.join(s + '://' for s in schemes)}", variable=name)
     if parts.scheme in ("http", "https") and not parts.hostname:
-        raise ConfigurationError(f"{name}: {value!r} has no host", variable=name)
+        raise ConfigurationError(f"{name}: {shown} has no host", variable=name)
+    if parts.scheme.startswith("postgres") and not (parts.hostname or "host=" in parts.query):
+        # libpq would silently use the local socket and a database named after the OS user.
+        raise ConfigurationError(f"{name}: a PostgreSQL URL needs a host, e.g. postgresql://user@127.0.0.1:5432/db "
+                                 "(for a local socket say so: postgresql:///db?host=/run/postgresql)", variable=name)

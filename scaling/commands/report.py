@@ -29,7 +29,7 @@ HELP = "export reports: `report costs` writes AI cost per day/provider/model/tas
 GROUPS = ("hour", "day", "week", "month", "provider", "model", "task", "source")
 MEASURES = ("calls", "cache_hits", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
             "web_search_calls", "saved_tokens", "cost_usd", "latency_ms_avg")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,8 +95,10 @@ def group_list(text: str) -> list[str]:
 
 
 def neutralise(cell: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (strings starting with = + - @ tab CR get a ')."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+    """A CSV cell a spreadsheet will not run as a formula: a string whose first character is one of
+    = + - @ tab CR LF, or whose first non-whitespace character is = + - @ (spreadsheets skip the
+    whitespace: ``" =1+1"``, ``"\n=HYPERLINK(...)"``), gets a leading '."""
+    if isinstance(cell, str) and (cell.startswith(_FORMULA_START) or cell.lstrip().startswith(_FORMULA_START[:4])):
         return "'" + cell
     return cell
 
@@ -131,9 +133,13 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def write_csv(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
+    # The minimal writer leaves a bare CR unquoted (only "\n" is the terminator), and a spreadsheet
+    # starts a new row there; rows with a CR are written fully quoted instead.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([neutralise("" if row[c] is None else row[c]) for c in columns])
+        cells = [neutralise("" if row[c] is None else row[c]) for c in columns]
+        (quoted if any(isinstance(x, str) and "\r" in x for x in cells) else writer).writerow(cells)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -174,7 +174,7 @@ class StateStore(ABC):
         def step(raw: bytes | None) -> tuple[bytes | None, float | None, float]:
             state = gcra.decode(raw)
             gcra.cooldown(state, until)
-            return gcra.encode(state), gcra.expiry(state, window, now), float(state["cd"])
+            return gcra.encode(state), gcra.expiry(state, window, now), state.cd
 
         return self.update(key, step, now=now)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from scaling.store import gcra
 from scaling.store.base import StateStore, UpdateFn
@@ -28,7 +28,7 @@ class _Gcra:
 
     __slots__ = ("_raw", "state")
 
-    def __init__(self, state: dict[str, Any]) -> None:
+    def __init__(self, state: gcra.GcraState) -> None:
         self.state = state
         self._raw: bytes | None = None
 
@@ -56,16 +56,15 @@ class MemoryStore(StateStore):
         # Expired entries stay until purge_expired: another caller's clock may be behind.
         if exp is not None and exp <= now:
             return None
-        return value.raw() if type(value) is _Gcra else value  # type: ignore[return-value]
+        return value.raw() if isinstance(value, _Gcra) else value
 
-    def _live_state(self, k: str, now: float) -> dict[str, Any] | None:
+    def _live_state(self, k: str, now: float) -> gcra.GcraState | None:
         """A private copy of a live limiter key's decoded state (None if absent or expired)."""
         item = self._data.get(k)
         if item is None or (item[1] is not None and item[1] <= now):
             return None
         value = item[0]
-        # gcra's steps replace the "tat" list rather than mutate it, so a shallow copy is private.
-        return dict(value.state) if type(value) is _Gcra else gcra.decode(value)  # type: ignore[arg-type]
+        return value.state.copy() if isinstance(value, _Gcra) else gcra.decode(value)
 
     def get(self, key: str, *, now: float) -> bytes | None:
         with self._lock:
@@ -121,7 +120,7 @@ class MemoryStore(StateStore):
             return result
 
     # -- limiter operations: the base class's steps, on decoded state ------------------
-    def _gcra_step(self, key: str, now: float, window: float, step: Callable[[dict[str, Any]], T],
+    def _gcra_step(self, key: str, now: float, window: float, step: Callable[[gcra.GcraState], T],
                    *, create: bool = True) -> T | None:
         with self._lock:
             k = self._k(key)
@@ -147,9 +146,9 @@ class MemoryStore(StateStore):
                         create=False)
 
     def gcra_cooldown(self, key: str, until: float, *, now: float, window: float) -> float:
-        def step(state: dict[str, Any]) -> float:
+        def step(state: gcra.GcraState) -> float:
             gcra.cooldown(state, until)
-            return float(state["cd"])
+            return state.cd
 
         until_ = self._gcra_step(key, now, window, step)
         assert until_ is not None

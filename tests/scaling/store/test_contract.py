@@ -179,7 +179,7 @@ def test_gcra_backends_match_the_reference_step(store: StateStore) -> None:
         budget = rng.choice([0.0, 0.5, 5.0])
         if i == 30:
             assert store.gcra_cooldown("ref", t + 2, now=t, window=60) == pytest.approx(pure.cooldown(state, t + 2)
-                                                                                   or state["cd"])
+                                                                                   or state.cd)
             continue
         expected = pure.acquire(state, rates, t, budget)
         got = store.gcra_acquire("ref", rates, now=t, max_wait=budget)

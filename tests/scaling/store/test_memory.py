@@ -24,7 +24,7 @@ def test_limiter_key_reads_as_the_reference_json_state() -> None:
     store.gcra_refund("lim", [1.0], RATES, now=NOW + 0.6)
     pure.refund(state, [1.0], RATES, NOW + 0.6)
     raw = store.get("lim", now=NOW + 0.6)
-    assert raw is not None and json.loads(raw) == state
+    assert raw is not None and pure.decode(raw) == state
 
 
 def test_value_writes_and_limiter_steps_interleave() -> None:

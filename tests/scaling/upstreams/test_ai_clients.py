@@ -97,7 +97,7 @@ def test_token_reservation_is_settled_from_usage(clock: VirtualClock) -> None:
     async def go(s: Any) -> float:
         await s.openai.respond("hi", model="gpt-5.6-terra", max_output_tokens=5000)
         state = gcra.decode(s.store.get("ratelimit:openai:default", now=clock.now()))
-        return float(state["tat"][1]) - clock.now()
+        return state.tat[1] - clock.now()
 
     # Default token rate 90,000/60 s with a quarter of it as burst: 60 / 67,500 s per token.
     assert run(clock, api, go) == pytest.approx(75 * 60 / 67_500, abs=1e-3)  # vs 4.5 s if unsettled

@@ -38,10 +38,12 @@ def _upsert(engine: Engine, table: Table, rows: Sequence[dict[str, object]], key
         return
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with translate_errors(engine, f"write {table.name}"), engine.begin() as conn:
+        # One compiled statement, executed for many rows: a multi-VALUES insert recompiles per batch.
+        stmt = insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        upsert = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
         for i in range(0, len(rows), _CHUNK):
-            stmt = insert(table).values(list(rows[i:i + _CHUNK]))
-            updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
+            conn.execute(upsert, list(rows[i:i + _CHUNK]))
 
 
 def write_usage(engine: Engine, dataset: str, subject: str, bucket_s: float, rows: Sequence[PulledRow], *,

@@ -25,7 +25,8 @@ from starlette.routing import Route
 from scaling.clock import Clock, SystemClock
 from scaling.sandbox.answer import Endpoint
 from scaling.sandbox.catalog import Catalog
-from scaling.sandbox.config import SandboxConfig
+from scaling.sandbox.cloudflare import CloudflareSim, CloudflareUpstream
+from scaling.sandbox.config import Faults, SandboxConfig
 from scaling.sandbox.direct import Router, send_direct
 from scaling.sandbox.faults import FaultInjector, corrupt, gateway_page
 from scaling.sandbox.lastfm import LastfmUpstream
@@ -72,6 +73,11 @@ class Sandbox:
             "songlink": SongLinkUpstream(cfg.songlink, self.catalog),
         }
         self._faults = {name: FaultInjector(cfg.upstream(name).faults, cfg.seed, name) for name in UPSTREAMS}
+        # The production account's Cloudflare APIs, driven by the same population (no injected faults:
+        # its documented failures are its own).
+        self.cloudflare = CloudflareUpstream(CloudflareSim(), cfg.seed, self.population)
+        self.upstreams["cloudflare"] = self.cloudflare
+        self._faults["cloudflare"] = FaultInjector(Faults(), cfg.seed, "cloudflare")
         self._stats = StatsRecorder(cfg.served_log)
         routes = [self._route(ep) for up in self.upstreams.values() for ep in up.endpoints()]
         routes += [Route("/_sandbox/stats", self._stats_endpoint, methods=["GET"]),

@@ -12,7 +12,7 @@
 2. **Misfire.** A claim later than ``grace_s`` after its slot is recorded ``skipped``
    ("missed: ..."). Slots on the job's grid that nobody claimed since its newest
    recorded run (every replica down or busy) are recorded ``skipped`` too, at most
-   `MAX_BACKFILL` of them.
+   `collectors.slots.MAX_BACKFILL` of them.
 3. **Deadline.** Async jobs run under ``asyncio.timeout`` on the clock's timeline;
    sync jobs run in their own thread, may call `JobContext.check` to stop
    cooperatively, and are abandoned (left running, recorded ``timed_out``) when the
@@ -33,19 +33,16 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
-import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select, update
-
+from collectors.slots import LEASE_MARGIN_S, close_abandoned, lease_key, record_missed, slot_of, take_lease
 from scaling.clock import Clock
 from scaling.errors import StoreError
-from scaling.metrics import models as m
-from scaling.metrics.records import DEFAULT_SOURCE, JobRun
+from scaling.metrics.records import DEFAULT_SOURCE
 from scaling.metrics.writer import MetricsWriter
 from scaling.store import StateStore
 
@@ -62,10 +59,6 @@ log = logging.getLogger("headroom.collectors")
 #: Outcomes of `run_job` that are not recorded outcomes: another replica had the slot,
 #: or neither store could guard it.
 NOT_CLAIMED, NOT_RUN = "not_claimed", "not_run"
-#: Missed slots recorded per claim, at most (a replica back from a long outage does not write a day of rows).
-MAX_BACKFILL = 10
-#: The lease outlives the deadline by this much, so a late replica still finds it.
-LEASE_MARGIN_S = 60.0
 #: How often a waiting wrapper looks at the stop event.
 POLL_S = 0.05
 
@@ -146,21 +139,6 @@ class RunOutcome:
     def ran(self) -> bool:
         """This caller owned the slot (whatever the outcome)."""
         return self.outcome not in (NOT_CLAIMED, NOT_RUN)
-
-
-def slot_of(t: float, interval_s: float) -> float:
-    """The start of the ``interval_s`` slot (aligned to the epoch) that ``t`` falls in.
-
-    Integer milliseconds, not float division: 1767225600.6 / 0.6 lands a hair under
-    a whole number and would name the previous slot.
-    """
-    step = max(1, round(interval_s * 1000))
-    return (math.floor(t * 1000 + 1e-3) // step) * step / 1000
-
-
-def lease_key(job: str, slot: float) -> str:
-    """The state-store key guarding one slot of one job."""
-    return f"lease:job:{job}:{slot:.3f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +223,7 @@ def _run(name: str, slot: float, fn: JobFn, place: RunPlace, timing: SlotTiming)
 def _claim(name: str, slot: float, place: RunPlace, timing: SlotTiming, *, now: float) -> bool | RunOutcome:
     """Take the slot's lease and its DB row; True: ours and recorded, False: ours but unrecorded
     (the DB did not answer); a `RunOutcome` when this caller must not run it."""
-    leased = _take_lease(place.lease_store, name, slot, now=now,
+    leased = take_lease(place.lease_store, name, slot, now=now,
                          ttl=timing.deadline_s + (timing.grace_s or 0.0) + LEASE_MARGIN_S,
                          owner=place.owner or place.writer.host)
     if leased is False:
@@ -263,7 +241,7 @@ def _claim(name: str, slot: float, place: RunPlace, timing: SlotTiming, *, now: 
                   "answered, so nothing stops another replica from running it too", name, slot)
         return RunOutcome(name, slot, NOT_RUN, now - slot)
     if claimed and timing.interval_s:
-        _record_missed(place.writer, name, slot, timing.interval_s, now=now, source=place.source,
+        record_missed(place.writer, name, slot, timing.interval_s, now=now, source=place.source,
                        not_before=timing.not_before)
     return claimed is True
 
@@ -345,19 +323,6 @@ def _in_thread(fn: JobFn, ctx: JobContext, deadline_s: float, stop: threading.Ev
     return box.get("result")
 
 
-def _take_lease(store: StateStore | None, name: str, slot: float, *, now: float, ttl: float,
-                owner: str) -> bool | None:
-    """True: ours; False: another replica's; None: no store or it did not answer."""
-    if store is None:
-        return None
-    try:
-        return store.add(lease_key(name, slot), owner.encode(), now=now, ttl=ttl)
-    except StoreError as exc:
-        log.warning("collector job %s: state store unavailable for the lease (%s); the DB claim alone guards "
-                    "slot %.3f", name, exc, slot)
-        return None
-
-
 def _finish(place: RunPlace, name: str, slot: float, outcome: str, lateness: float, duration: float,
             error: str | None, report: Mapping[str, Any] | None, claimed: bool) -> RunOutcome:
     recorded = False
@@ -374,58 +339,6 @@ def _finish(place: RunPlace, name: str, slot: float, outcome: str, lateness: flo
     log.info("collector job %s slot %.3f: %s in %.3fs (late %.3fs)%s", name, slot, outcome, duration, lateness,
              f": {error}" if error else "")
     return RunOutcome(name, slot, outcome, lateness, duration, error, report, recorded)
-
-
-def _record_missed(writer: MetricsWriter, name: str, slot: float, interval_s: float, *, now: float,
-                   source: str, not_before: float | None) -> int:
-    """Record grid slots between the newest recorded run and ``slot`` as missed (at most `MAX_BACKFILL`)."""
-    t = m.JOB_RUNS
-    lo = slot - (MAX_BACKFILL + 1) * interval_s
-    if not_before is not None:
-        lo = max(lo, not_before)
-    try:
-        with writer.engine.connect() as conn:
-            latest = conn.execute(select(func.max(t.c.scheduled_at)).where(
-                t.c.job == name, t.c.source == source, t.c.scheduled_at >= lo, t.c.scheduled_at < slot - 0.0005,
-            )).scalar()
-        if latest is None:
-            return 0  # a first start, or an outage longer than the backfill window: nothing to compare with
-        missed = 0
-        s = slot_of(float(latest), interval_s) + interval_s
-        while s < slot - 0.0005 and missed < MAX_BACKFILL:
-            run = JobRun(name, s, started_at=max(now, s), outcome="skipped", host=writer.host, source=source,
-                         error="missed: no replica started this run")
-            missed += writer.record_run(run)
-            s = round(s + interval_s, 3)
-        if missed:
-            log.warning("collector job %s: %d run(s) before slot %.3f were missed by every replica", name, missed, slot)
-        return missed
-    except StoreError as exc:
-        log.warning("collector job %s: could not check for missed runs: %s", name, exc)
-        return 0
-
-
-def close_abandoned(engine: Engine, *, now: float, deadlines: Mapping[str, float], margin_s: float = LEASE_MARGIN_S,
-                    source: str = DEFAULT_SOURCE) -> int:
-    """Mark runs still ``running`` well past their deadline as failed: their replica died.
-
-    Args:
-        deadlines: per job, its deadline in seconds (jobs not listed are left alone).
-        margin_s: extra time before a run counts as abandoned.
-
-    Returns:
-        How many runs were closed.
-    """
-    t = m.JOB_RUNS
-    closed = 0
-    with engine.begin() as conn:
-        for job, deadline in deadlines.items():
-            closed += max(0, conn.execute(
-                update(t).where(t.c.job == job, t.c.source == source, t.c.outcome == "running",
-                                t.c.started_at < now - deadline - margin_s)
-                .values(outcome="failed", finished_at=now,
-                        error="abandoned: the run never recorded its end (its replica died?)")).rowcount)
-    return closed
 
 
 def _as_report(result: Any) -> Mapping[str, Any] | None:

@@ -112,13 +112,15 @@ def test_runs_on_schedule_serves_metrics_and_stops_cleanly(sig: signal.Signals, 
                 runs = conn.execute(select(func.count()).select_from(m.JOB_RUNS)
                                     .where(m.JOB_RUNS.c.outcome == "ok")).scalar_one()
         assert runs >= 4, proc.stderr.read() if proc.poll() is not None else "no runs recorded in 30 s"
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
         assert 'cron_runs_total{job="headroom",outcome="ok",source="collectors"}' in body
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()  # reaps it and closes its pipe
         engine.dispose()
     assert proc.returncode == 0
     # A run interrupted by the signal may still log its alert after the summary line.

@@ -92,20 +92,22 @@ def test_three_replicas_run_each_slot_exactly_once_and_survive_a_kill(pg_metrics
             proc.communicate(timeout=20)
             if pid != victim:
                 assert proc.returncode == 0
+        rows = _runs(engine)
+        slots = [r[0] for r in rows]
+        executions = {s: int(store.get(f"collectors:heartbeat:{s:.3f}", now=time.time()) or 0) for s in slots}
     finally:
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
+                proc.communicate()  # reaps it and closes its pipe
         engine.dispose()
+        store.close()
 
-    rows = _runs(engine)
-    slots = [r[0] for r in rows]
     # One row per slot and no slot skipped between the first and the last.
     assert len(slots) == len(set(slots))
     expected = round((slots[-1] - slots[0]) / INTERVAL_S) + 1
     assert len(slots) == expected, f"gaps in {slots}"
     # One execution per slot (the heartbeat's own counter), not merely one row.
-    executions = {s: int(store.get(f"collectors:heartbeat:{s:.3f}", now=time.time()) or 0) for s in slots}
     assert all(n == 1 for s, n in executions.items() if s != victim_slot), executions
     assert executions[victim_slot] <= 1
     # The killed slot stays claimed by the dead replica; later slots ran, on the survivors only.

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import stamina
+import stamina.instrumentation
 
 from scaling.circuit_breaker import CircuitBreaker, Ticket
 from scaling.classify import Answer, Outcome, classify
@@ -44,6 +45,16 @@ from scaling.rate_limit import RateLimiter
 __all__ = ["FetchResult", "FetchStats", "Fetcher"]
 
 log = logging.getLogger("headroom.fetch")
+
+
+def _retry_scheduled(details: stamina.instrumentation.RetryDetails) -> None:
+    # stamina's own hook logs every retry raw at WARNING; ours is one DEBUG line (the
+    # fetch stats count retries, and the breaker and limiter warn when it matters).
+    log.debug("retry %d of %s in %.2fs after %s: %s", details.retry_num, details.name, details.wait_for,
+              type(details.caused_by).__name__, details.caused_by)
+
+
+stamina.instrumentation.set_on_retry_hooks([_retry_scheduled])
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from scaling.clock import Clock, SystemClock
 from scaling.errors import ConfigurationError, RateLimited, StoreError
@@ -86,14 +87,16 @@ class RateLimiter:
             "open" falls back to a per-process limiter at ``1/fail_open_share``
             of the rate, so N processes together stay under the limit.
         fail_open_share: how many processes share the budget when failing open.
-        warn_ratio: usage share of the limit that logs ``[RATE_LIMIT_WARNING]`` once per window
-            (once a minute for windows shorter than that), across all processes.
+        warn_wait_s: a caller handed a slot further away than this logs ``[RATE_LIMIT_WARNING]``
+            (default: one window, at least 5 s): demand is above the limit. Pacing at 100%
+            of the limit is the limiter working and logs nothing. A 429 also warns. At most
+            once per window (once a minute for shorter windows), across all processes.
     """
 
     def __init__(self, store: StateStore, upstream: str, requests: RateSpec, *, tokens: RateSpec | None = None,
                  key: str = "default", clock: Clock | None = None,
                  outage_policy: OutagePolicy | str = OutagePolicy.CLOSED, fail_open_share: int = 4,
-                 warn_ratio: float = 0.8) -> None:
+                 warn_wait_s: float | None = None) -> None:
         policy = OutagePolicy.parse(outage_policy)
         if fail_open_share < 1:
             raise ConfigurationError("fail_open_share must be at least 1")
@@ -104,7 +107,7 @@ class RateLimiter:
         self.tokens = tokens
         self.clock: Clock = clock or SystemClock()
         self.outage_policy = policy
-        self.warn_ratio = warn_ratio
+        self.warn_wait_s = max(requests.window, 5.0) if warn_wait_s is None else warn_wait_s
         self._store_key = f"ratelimit:{upstream}:{key}"
         self._fallback: RateLimiter | None = None
         self._share = fail_open_share
@@ -255,24 +258,29 @@ class RateLimiter:
         return self._fallback
 
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:
-        # The two-bucket estimate counts queued reservations early; pacing guarantees the
-        # limit itself, so anything above it is estimator error, not usage.
-        used = min(decision.used, float(self.requests.limit))
-        if used < self.warn_ratio * self.requests.limit:
-            return
+        if decision.wait > self.warn_wait_s:
+            self._warn("backlog", now, decision.used, decision.wait, decision.cooldown_until)
+
+    def _warn(self, reason: str, now: float, used: float, wait: float, cooldown_until: float) -> None:
+        """One ``[RATE_LIMIT_WARNING]`` per period across every process, in the metrics
+        writer's format (`scaling.metrics.logs.log_rate_limit_warning`) plus why."""
         # Once per window, but at most once a minute: a 1 s Last.fm window would otherwise
-        # log every second of a busy cron.
+        # log every second of an overloaded cron.
         period = max(self.requests.window, 60.0)
-        bucket = int(now // period)
         try:
-            first = self.store.add(f"{self._store_key}:warned:{bucket}", b"1", now=now, ttl=period)
+            first = self.store.add(f"{self._store_key}:warned:{int(now // period)}", b"1", now=now, ttl=period)
         except StoreError:
             first = False
-        if first:
-            metrics_log.warning("[RATE_LIMIT_WARNING] %s", json.dumps({
-                "upstream": self.upstream, "key": self.key, "used": round(used, 1),
-                "limit": self.requests.limit, "window_s": self.requests.window,
-                "utilisation": round(used / self.requests.limit, 3)}))
+        if not first:
+            return
+        # The two-bucket estimate counts queued reservations early; pacing guarantees the limit.
+        used = min(used, float(self.requests.limit))
+        metrics_log.warning("[RATE_LIMIT_WARNING] %s", json.dumps({
+            "timestamp": _iso(now), "service": self.upstream, "key": self.key, "used": round(used, 1),
+            "limit": self.requests.limit, "utilisation": round(used / self.requests.limit, 4),
+            "inCooldown": cooldown_until > now, "cooldownUntil": _iso(cooldown_until) if cooldown_until > now else None,
+            "reason": reason, "waitS": round(wait, 3), "windowS": self.requests.window, "source": "limiter"},
+            separators=(",", ":")))
 
     async def _cooldown_until(self, now: float) -> float:
         try:
@@ -356,6 +364,7 @@ class RateLimiter:
     def _banned(self, now: float, until: float) -> float:
         self._floor = max(self._floor, until)
         log.warning("[%s] 429 received, entering cooldown for %.1fs", self.upstream, until - now)
+        self._warn("throttled", now, 0.0, until - now, until)
         return until - now
 
     def headroom(self) -> Headroom:
@@ -374,3 +383,7 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.upstream!r}, key={self.key!r}, {self.requests}, tokens={self.tokens})"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

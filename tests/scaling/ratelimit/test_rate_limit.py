@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing as mp
 from pathlib import Path
@@ -161,18 +162,41 @@ def test_tokens_are_reserved_with_the_request_and_refunded(clock: VirtualClock) 
     assert waits == pytest.approx([0.0, 2.0, 20.0], rel=1e-3)
 
 
-def test_rate_limit_warning_logged_once_per_window(clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
-    """Crossing 80% logs one [RATE_LIMIT_WARNING] per window, not one per request."""
-    lim = limiter(MemoryStore(), clock, "10/10s")
+def test_pacing_at_the_limit_logs_no_rate_limit_warning(clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """Callers paced at 100% of the limit (the prewarm's design) are the limiter working: no warning."""
+    lim = limiter(MemoryStore(), clock, "5/1s")
     caplog.set_level(logging.WARNING, logger="headroom.metrics")
 
     async def main() -> None:
-        for _ in range(10):
-            await lim.acquire(max_wait=100)
+        async def caller() -> None:
+            for _ in range(300):
+                await lim.acquire(max_wait=100)
+
+        await asyncio.gather(*(caller() for _ in range(4)))  # 1,200 calls at 5/s: four minutes at the limit
 
     clock.run(main())
-    warnings = [r for r in caplog.records if "[RATE_LIMIT_WARNING]" in r.getMessage()]
-    assert len(warnings) == 1
+    assert not [r for r in caplog.records if "[RATE_LIMIT_WARNING]" in r.getMessage()]
+
+
+def test_overload_warns_at_most_once_a_minute(clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """Demand above the limit (callers queued past the threshold) warns, once a minute, in one format."""
+    lim = limiter(MemoryStore(), clock, "5/1s")
+    caplog.set_level(logging.WARNING, logger="headroom.metrics")
+    start = clock.now()
+
+    async def main() -> None:
+        async def caller() -> None:
+            for _ in range(30):
+                await lim.acquire(max_wait=1000)
+
+        await asyncio.gather(*(caller() for _ in range(40)))  # 1,200 calls queued at once: a 4-minute backlog
+
+    clock.run(main())
+    lines = [r.getMessage() for r in caplog.records if "[RATE_LIMIT_WARNING]" in r.getMessage()]
+    minutes = (clock.now() - start) / 60
+    assert 1 <= len(lines) <= minutes + 1
+    body = json.loads(lines[0].split(" ", 1)[1])
+    assert body["service"] == "spotify" and body["reason"] == "backlog" and body["waitS"] >= 5
 
 
 class _BrokenStore(MemoryStore):

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
+from scaling import redaction
 from scaling.errors import ConfigurationError, StoreError
 from scaling.settings import Settings
 
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redaction.install()
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     if args.once and args.run_for is not None:
         return _usage("--once and --run-for do not go together")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from scaling import redaction
 from scaling.errors import ConfigurationError, StoreError
 from scaling.settings import Settings
 
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redaction.install()  # -v shows httpx's request lines, and Last.fm's key is a query parameter
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

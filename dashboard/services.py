@@ -44,7 +44,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     return Services(settings, engine, clock or SystemClock(), display_url(settings.metrics_db_url))
 
 
-@st.cache_resource(show_spinner=False)
+def _release(svc: Services) -> None:
+    # A cleared or evicted entry closes its pool instead of leaving connections to the GC.
+    svc.engine.dispose()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
 def _shared(fingerprint: str, _settings: Settings) -> Services:
     return build_services(_settings)
 

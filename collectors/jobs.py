@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import httpx
 from sqlalchemy import Engine, func, inspect, literal, select
 
 from collectors import alerts, webhook
@@ -323,3 +324,21 @@ def alerts_job(ctx: JobContext, *, rules: Iterable[alerts.Rule], evidence: Calla
     ctx.check()
     out["delivery"] = webhook.deliver_pending(writer.engine, notifier, now=ctx.clock.now(), source=ev.source)
     return out
+
+
+async def cloudflare_job(ctx: JobContext, *, settings: Settings, store: StateStore, metrics_engine: Engine,
+                         transport: httpx.AsyncBaseTransport | None = None) -> dict[str, Any]:
+    """Pull the production account's usage from Cloudflare (GraphQL + REST) into the metrics DB.
+
+    The report names what was collected, which datasets or fields were unavailable and why,
+    and whether the GraphQL budget or the REST 5-minute block cut the run short.
+
+    Args:
+        transport: the HTTP transport (tests: the sandbox's); the network by default.
+    """
+    from scaling.cloudflare import collect, open_account
+
+    async with httpx.AsyncClient(transport=transport) as http:
+        account = open_account(settings, store, http, clock=ctx.clock)
+        report = await collect(account, metrics_engine, now=ctx.clock.now())
+    return report.to_dict()

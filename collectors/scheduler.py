@@ -51,7 +51,7 @@ log = logging.getLogger("headroom.collectors")
 DEFAULT_JOBS: tuple[str, ...] = ("prewarm", "cleanup", "headroom", "db_stats", "cache_stats", "cost_rollup",
                                  "retention", "alerts")
 #: Jobs that run only when named (``--jobs heartbeat``), with their default interval.
-EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0}
+EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0, "cloudflare": 300.0}
 #: Intervals below this are refused: slots are keyed to the millisecond.
 MIN_INTERVAL_S = 0.05
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -174,6 +174,9 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
         ValueError: an unknown job name or an interval under `MIN_INTERVAL_S`.
     """
     names = list(dict.fromkeys(names))
+    if (settings.cloudflare_api_token and settings.cloudflare_account_id and set(DEFAULT_JOBS) <= set(names)
+            and "cloudflare" not in names):
+        names.append("cloudflare")  # the default set, with a Cloudflare account configured
     unknown = [n for n in names if n not in DEFAULT_JOBS and n not in EXTRA_JOBS]
     if unknown:
         raise ValueError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join([*DEFAULT_JOBS, *EXTRA_JOBS])}")
@@ -214,6 +217,9 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
             return functools.partial(jobs.cost_rollup_job, metrics_engine=res.metrics_engine, budgets=budgets)
         if name == "retention":
             return functools.partial(jobs.retention_job, metrics_engine=res.metrics_engine, store=res.store)
+        if name == "cloudflare":
+            return functools.partial(jobs.cloudflare_job, settings=settings, store=res.store,
+                                     metrics_engine=res.metrics_engine)
         if name == "alerts":
             return functools.partial(jobs.alerts_job, rules=rules, evidence=evidence, writer=res.writer,
                                      store=res.store, notifier=res.notifier, every_s=timings[name].interval_s)

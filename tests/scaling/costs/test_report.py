@@ -94,7 +94,8 @@ def test_output_file_and_month_grouping(metrics_db: str, capsys: pytest.CaptureF
     code, out, _ = report(capsys, "--since", "2026-01-01", "--until", "2026-02-28", "--group-by", "month,model",
                           "--output", str(target))
     assert code == 0 and out.startswith(f"wrote 3 rows to {target}")
-    rows = list(csv.DictReader(target.open()))
+    with target.open() as f:
+        rows = list(csv.DictReader(f))
     assert {(r["month"], r["model"]) for r in rows} == {("2026-01-01", "gpt-5.6-terra"),
                                                       ("2026-01-01", "claude-sonnet-5"),
                                                       ("2026-02-01", "gpt-5.6-terra")}

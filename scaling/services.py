@@ -62,6 +62,8 @@ class Services:
         usage_sink: where AI usage goes (default: kept in memory; `from_settings` writes the metrics DB).
         cache_families: cache families (default: the reference's).
         prices: the AI price table.
+        limiters: limiters to use instead of the configured ones, by upstream (the
+            simulator's upstream-app baseline hands in its fixed-window limiters).
 
     Attributes:
         spotify, lastfm, openai, perplexity, songlink: the clients.
@@ -72,7 +74,8 @@ class Services:
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, store: StateStore | None = None,
                  transport: httpx.AsyncBaseTransport | None = None, usage_sink: UsageSink | None = None,
-                 cache_families: Mapping[str, Family] | None = None, prices: PriceTable = DEFAULT_PRICES) -> None:
+                 cache_families: Mapping[str, Family] | None = None, prices: PriceTable = DEFAULT_PRICES,
+                 limiters: Mapping[str, RateLimiter] | None = None) -> None:
         self.settings = settings
         self._owns_store = store is None
         self.store = store if store is not None else open_store(settings.state_url, settings.state_namespace)
@@ -89,9 +92,10 @@ class Services:
         spotify_app = app_key(creds["spotify_client_id"] or Secret("missing"))
         for name in UPSTREAMS:
             up = settings.upstream(name)
+            given = (limiters or {}).get(name)
             self._wire(name, up.base_url, up.timeout, transport,
-                       RateLimiter.from_settings(self.store, settings, name, clock=self.clock,
-                                                 key=spotify_app if name == "spotify" else "default"))
+                       given or RateLimiter.from_settings(self.store, settings, name, clock=self.clock,
+                                                          key=spotify_app if name == "spotify" else "default"))
         spotify = settings.upstream("spotify")
         accounts_url = spotify.accounts_url or spotify.base_url
         self._wire("spotify-accounts", accounts_url, spotify.timeout, transport,

@@ -20,11 +20,12 @@ from dataclasses import asdict
 from scaling.clock import Clock
 from scaling.errors import RateLimited, ScalingError
 from scaling.prewarm import AGGREGATE_KEY, ENTRY_KEY, ENTRY_TTL_S, Listen, ListenSource, PrewarmReport, aggregate
-from scaling.rate_limit import Headroom, Permit
+from scaling.rate_limit import Headroom, Permit, RateLimiter
 from scaling.settings import RateSpec
 from scaling.store import StateStore
+from scaling.store.memory import MemoryStore
 
-__all__ = ["UPSTREAM_LIMITS", "FixedWindowLimiter", "upstream_prewarm"]
+__all__ = ["UPSTREAM_LIMITS", "FixedWindowLimiter", "upstream_limiters", "upstream_prewarm"]
 
 #: RATE_LIMITS in the app's config at HEAD; Last.fm and Songlink have none.
 UPSTREAM_LIMITS = {"spotify": RateSpec(150, 60.0), "openai": RateSpec(90, 60.0), "perplexity": RateSpec(30, 60.0),
@@ -32,12 +33,16 @@ UPSTREAM_LIMITS = {"spotify": RateSpec(150, 60.0), "openai": RateSpec(90, 60.0),
 _STATE_TTL_S = 120.0
 
 
-class FixedWindowLimiter:
-    """`SpotifyRateLimiter` as the upstream app has it (same interface as `RateLimiter`)."""
+class FixedWindowLimiter(RateLimiter):
+    """`SpotifyRateLimiter` as the upstream app has it: a `RateLimiter` whose every step is the upstream's.
+
+    It is handed to `Services` in place of the GCRA limiter (``limiters=``), so the
+    rest of the service layer runs unchanged; its state lives in this object, as
+    the upstream's lives in one KV key.
+    """
 
     def __init__(self, upstream: str, spec: RateSpec, clock: Clock, *, seed: int = 0) -> None:
-        self.upstream, self.requests, self.tokens, self.clock = upstream, spec, None, clock
-        self.key = "default"
+        super().__init__(MemoryStore(), upstream, spec, clock=clock)
         self._state: dict[str, float] | None = None
         self._expires = 0.0
         self._rng = random.Random(seed)
@@ -94,6 +99,11 @@ class FixedWindowLimiter:
         return Headroom(self.upstream, self.key, limit, self.requests.window, st["count"], limit - st["count"],
                         st["count"] / limit, 0.0, st["retry"] > now, max(0.0, st["retry"] - now), self.n429,
                         self.throttled, self.wait_seconds, self.rejected, False)
+
+
+def upstream_limiters(clock: Clock, *, seed: int = 0) -> dict[str, RateLimiter]:
+    """The upstream app's limiter for each upstream, to hand to `Services(limiters=...)`."""
+    return {name: FixedWindowLimiter(name, spec, clock, seed=seed) for name, spec in UPSTREAM_LIMITS.items()}
 
 
 async def upstream_prewarm(usernames: Sequence[str], source: ListenSource, store: StateStore, clock: Clock, *,

@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from scaling.appdb.models import ApiUsageLog, RecentSearch, Search, Session
+from scaling.capacity.steady_state import Demand
 from scaling.clock import Clock
 from scaling.errors import ScalingError
 
@@ -24,15 +25,19 @@ __all__ = ["PageViews"]
 USAGE_ROWS_PER_VIEW = 8
 NEW_SESSION_SHARE = 0.1
 PROFILE_SHARE = 0.3
+#: Distinct search queries visitors type (uniformly): ``album 0`` .. ``album 4999``.
+SEARCH_QUERIES = 5000
+#: Active users make this many times the views of the others.
+ACTIVE_FACTOR = 4
 _FLUSH_ROWS = 5000
 
 
 def _text(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 class PageViews:
@@ -55,6 +60,10 @@ class PageViews:
         self._rows: dict[Any, list[dict[str, Any]]] = {ApiUsageLog: [], Session: [], Search: [], RecentSearch: []}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def start(self, user: str) -> None:
+        """Start one visitor's page view; `drain` waits for every view started."""
+        self._tasks.add(asyncio.ensure_future(self.view(user)))
+
     async def view(self, user: str) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -64,7 +73,7 @@ class PageViews:
         album = rng.choices(self.album_ids, cum_weights=self._cum_weights)[0]
         want_ai, want_search, want_profile = (rng.random() < self.ai_share, rng.random() < self.search_share,
                                               rng.random() < PROFILE_SHARE)
-        query = f"album {rng.randrange(5000)}"
+        query = f"album {rng.randrange(SEARCH_QUERIES)}"
         try:
             async with asyncio.timeout(self.budget_s):
                 await self.svc.spotify.album(album)
@@ -114,6 +123,41 @@ class PageViews:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self.flush()
+
+    def demands(self, views_per_s: float, active: int, users: int) -> list[Demand]:
+        """Each cached item's request rate when views arrive at ``views_per_s`` (see `pick_user`)."""
+        total_w = self._cum_weights[-1]
+        out = [Demand("spotify:album:v2", a, views_per_s * w / total_w) for a, w in zip(self.album_ids, self.weights)]
+        out += [Demand("ai:albumDetail", a, views_per_s * self.ai_share * w / total_w)
+                for a, w in zip(self.album_ids, self.weights)]
+        out += [Demand("spotify:search", f"album {q}", views_per_s * self.search_share / SEARCH_QUERIES)
+                for q in range(SEARCH_QUERIES)]
+        p_active = ACTIVE_FACTOR * active / (users + (ACTIVE_FACTOR - 1) * active)
+        for i, name in enumerate(self.names[:users]):
+            p = (1 - p_active) / users + (p_active / active if i < active else 0.0)
+            out.append(Demand("lastfm:userInfo", name, views_per_s * PROFILE_SHARE * p))
+        return out
+
+    def pick_user(self, active: int, users: int) -> str:
+        """A visitor: one of the first ``active`` users ``ACTIVE_FACTOR`` times as often as the others."""
+        rng = self.rng
+        if rng.random() < ACTIVE_FACTOR * active / (users + (ACTIVE_FACTOR - 1) * active):
+            return self.names[rng.randrange(active)]
+        return self.names[rng.randrange(users)]
+
+    async def warm(self, demand: Demand) -> None:
+        """Fetch one item as a page would, so it is cached (the steady-state warm-up)."""
+        try:
+            if demand.family == "spotify:album:v2":
+                await self.svc.spotify.album(demand.key)
+            elif demand.family == "ai:albumDetail":
+                await self.svc.ai.ask("albumDetail", [demand.key], f"Describe the album {demand.key} in 200 words.")
+            elif demand.family == "spotify:search":
+                await self.svc.spotify.search(demand.key, type="album", limit=5)
+            elif demand.family == "lastfm:userInfo":
+                await self.svc.lastfm.user_info(demand.key)
+        except ScalingError:
+            pass  # an item the warm-up could not fetch starts cold, as after an outage
 
     def summary(self) -> dict[str, float]:
         views = len(self.latencies) + self.failed

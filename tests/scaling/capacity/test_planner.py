@@ -49,7 +49,8 @@ def test_an_ai_budget_overrun_is_a_break_not_green() -> None:
     """Steady-state AI spend over a (tiny) monthly budget shows as a break named 'AI budget'."""
     base = Settings.defaults()
     ups = {**base.upstreams, "openai": dataclasses.replace(base.upstream("openai"), monthly_budget_usd=1.0)}
-    r = simulate(Scenario(users=100, hours=2.0, views_per_user_day=20.0, ai_share=1.0), settings=_settings(upstreams=ups))
+    r = simulate(Scenario(users=100, hours=2.0, views_per_user_day=20.0, ai_share=1.0),
+                 settings=_settings(upstreams=ups))
     assert r.ai["usd_month"] > 1.0
     assert any(b.limit == "AI budget" for b in r.breaks)
 

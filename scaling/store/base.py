@@ -20,12 +20,16 @@ from typing import TypeVar
 from scaling.errors import StoreError
 from scaling.store import gcra
 
-__all__ = ["StateStore", "UpdateFn"]
+__all__ = ["StateStore", "StoreContention", "UpdateFn"]
 
 T = TypeVar("T")
 
 #: ``fn(old) -> (new, expires_at, result)``; new None deletes, expires_at None keeps forever.
 UpdateFn = Callable[[bytes | None], tuple[bytes | None, float | None, T]]
+
+
+class StoreContention(StoreError):
+    """An optimistic transaction lost to concurrent writers too many times in a row."""
 
 
 class StateStore(ABC):
@@ -45,6 +49,8 @@ class StateStore(ABC):
     def __init__(self, namespace: str = "headroom") -> None:
         self.namespace = namespace
         self._executor: ThreadPoolExecutor | None = None
+        #: Monotonic time until which async callers skip this store after a failure (see outage.py).
+        self.failed_until = 0.0
         self._executor_lock = threading.Lock()
 
     def executor(self) -> ThreadPoolExecutor:

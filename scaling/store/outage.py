@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from scaling.errors import ConfigurationError, StoreError
-from scaling.store.base import StateStore
+from scaling.store.base import StateStore, StoreContention
 
 __all__ = ["OutagePolicy", "offload"]
 
 T = TypeVar("T")
+
+#: After a failed call, how long async callers get a `StoreError` at once instead of
+#: asking the server again (then one caller tries; success clears it).
+RECHECK_S = 1.0
 
 #: Added to a store's own timeout before the seam gives up on a call: the driver's own
 #: timeout should fire first and say more.
@@ -65,13 +70,26 @@ async def offload(store: StateStore, fn: Callable[[], T], what: str = "call") ->
     """
     if _inline(store):
         return fn()
+    if time.monotonic() < store.failed_until:
+        # A server that just failed a call is not asked again for a moment: otherwise every
+        # caller would pay the full timeout, one after the other, for the same outage.
+        raise StoreError(f"{store.backend} {what} skipped: the store failed {RECHECK_S:.0f}s ago or less",
+                         backend=store.backend)
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(store.executor(), fn)
     limit = store.call_timeout_s + GRACE_S
     try:
-        return await asyncio.wait_for(future, timeout=limit)
+        result = await asyncio.wait_for(future, timeout=limit)
     except TimeoutError:
         # The thread stays stuck on its connection until the server answers or its socket
         # times out; the caller is released now.
+        store.failed_until = time.monotonic() + RECHECK_S
         raise StoreError(f"{store.backend} {what} gave no answer within {limit:.1f}s",
                          backend=store.backend) from None
+    except StoreContention:
+        raise  # the server is up, only busy
+    except StoreError:
+        store.failed_until = time.monotonic() + RECHECK_S
+        raise
+    store.failed_until = 0.0
+    return result

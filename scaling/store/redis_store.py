@@ -10,9 +10,8 @@ import time
 from importlib import resources
 from typing import Any, TypeVar
 
-from scaling.errors import StoreError
 from scaling.store import gcra
-from scaling.store.base import StateStore, UpdateFn
+from scaling.store.base import StateStore, StoreContention, UpdateFn
 
 __all__ = ["RedisStore", "StoreContention"]
 
@@ -22,10 +21,6 @@ _SLACK_MS = 300_000  # physical expiry trails logical expiry; see lua/kv.lua
 #: Optimistic `update` attempts before giving up: only a key written by many processes
 #: in the same few milliseconds loses this often, and then a typed error beats a spin.
 MAX_WATCH_ATTEMPTS = 100
-
-
-class StoreContention(StoreError):
-    """An optimistic transaction lost to concurrent writers too many times in a row."""
 
 
 def _script(name: str) -> str:

@@ -3,6 +3,7 @@ under load without touching the shared Redis and PostgreSQL other tests use."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -112,15 +113,29 @@ class OwnPostgres:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
         subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
                                      str(self.data / "log"), "start"]), check=True, capture_output=True)
+        _wait_port(self.port, up=True)
 
     def pids(self) -> list[int]:
-        main = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
-        return [main, *map(int, children)]
+        try:
+            main = int((self.data / "postmaster.pid").read_text().split()[0])
+            children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            return []
+        return [*map(int, children), main]
+
+    def kill(self) -> None:
+        """SIGKILL every server process, as an OOM killer or a lost host would."""
+        self.signal_all(signal.SIGKILL)
+        _wait_port(self.port, up=False)
+        # The killed postmaster may linger as a zombie nobody reaps (PID 1 in a container),
+        # and PostgreSQL then refuses to start over its lock files: remove them, as an operator would.
+        for lock in [self.data / "postmaster.pid", *self.data.glob(".s.PGSQL.*.lock")]:
+            lock.unlink(missing_ok=True)
 
     def signal_all(self, sig: signal.Signals) -> None:
         for pid in self.pids():
-            os.kill(pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def close(self) -> None:
         self.signal_all(signal.SIGCONT)

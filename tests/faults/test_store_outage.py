@@ -26,11 +26,14 @@ def _ns() -> str:
     return f"faults-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.parametrize("backend", ["redis", "postgres"])
 @pytest.mark.parametrize("policy", list(OutagePolicy), ids=str)
-def test_redis_killed_and_restarted_under_load(own_redis: OwnRedis, policy: OutagePolicy) -> None:
-    """SIGKILL of Redis mid-run: open keeps serving, closed fails typed and at once; 0 over-limit; all recover."""
+def test_store_killed_and_restarted_under_load(backend: str, policy: OutagePolicy,
+                                              request: pytest.FixtureRequest) -> None:
+    """SIGKILL of the store mid-run: open keeps serving, closed fails typed and at once; 0 over-limit; all recover."""
+    server: OwnRedis | OwnPostgres = request.getfixturevalue(f"own_{backend}")
     clock = VirtualClock()
-    store = open_store(own_redis.url, _ns())
+    store = open_store(server.url, _ns())
     stack = LastfmStack(store, clock, policy=policy)
     phases: list[tuple[int, dict[str, int]]] = []
 
@@ -44,9 +47,9 @@ def test_redis_killed_and_restarted_under_load(own_redis: OwnRedis, policy: Outa
         await phase(0)
         load = asyncio.ensure_future(phase(100))
         await clock.sleep(1.0)
-        own_redis.kill()  # under load: callers are queued on limiter slots
+        server.kill()  # under load: callers are queued on limiter slots
         await load
-        own_redis.start()  # empty: no persistence
+        server.start()  # Redis comes back empty (no persistence); PostgreSQL after crash recovery
         await phase(200)
 
     try:
@@ -54,7 +57,7 @@ def test_redis_killed_and_restarted_under_load(own_redis: OwnRedis, policy: Outa
     finally:
         store.close()
     (ok1, err1), (ok2, err2), (ok3, err3) = phases
-    print(f"\n[faults] redis SIGKILL policy={policy}: phases ok={ok1}/{ok2}/{ok3} errors={err2} "
+    print(f"\n[faults] {backend} SIGKILL policy={policy}: phases ok={ok1}/{ok2}/{ok3} errors={err2} "
           f"sandbox ok={stack.served_ok()} over-limit={stack.over_limit()} "
           f"longest call={stack.tally.longest_call_s:.2f}s")
     assert stack.over_limit() == 0
@@ -172,3 +175,40 @@ def test_store_time_clock_survives_an_outage(own_redis: OwnRedis) -> None:
         assert abs(clock.now() - SystemClock().now()) < 1.0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("policy", list(OutagePolicy), ids=str)
+def test_redis_stopped_under_load_in_real_time(own_redis: OwnRedis, policy: OutagePolicy) -> None:
+    """SIGSTOP for 3 s under load: calls stay within their budget (typed error or per-process share), 0 over-limit."""
+    clock = SystemClock()
+    store = open_store(own_redis.url, _ns())
+    stack = LastfmStack(store, clock, policy=policy, limit="8/1s", upstream=RateSpec(10, 1.0))
+
+    async def main() -> None:
+        load = asyncio.ensure_future(stack.callers(4, 12))
+        await asyncio.sleep(1.0)
+        own_redis.stop()
+        await asyncio.sleep(3.0)
+        own_redis.cont()
+        await load
+        before = stack.tally.ok
+        await asyncio.sleep(1.0)  # real time is the point here: the fail-fast pause after an error ends
+        await stack.callers(4, 2, offset=500)
+        recovered.append(stack.tally.ok - before)
+
+    recovered: list[int] = []
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    print(f"\n[faults] redis SIGSTOP 3 s under load policy={policy}: ok={stack.tally.ok} errors={stack.tally.errors} "
+          f"sandbox ok={stack.served_ok()} over-limit={stack.over_limit()} "
+          f"longest call={stack.tally.longest_call_s:.2f}s")
+    assert stack.over_limit() == 0
+    assert stack.served_ok() == stack.tally.ok
+    assert stack.tally.longest_call_s <= 3.0 + 1.0  # the fetch budget, plus the one store call in flight
+    assert recovered == [8]  # every call after SIGCONT is served
+    if policy is OutagePolicy.OPEN:
+        assert stack.tally.errors == {} and stack.tally.ok == 56
+    else:
+        assert set(stack.tally.errors) <= {"StoreError"} and stack.tally.ok + sum(stack.tally.errors.values()) == 56

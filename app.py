@@ -41,7 +41,7 @@ pages = st.navigation({
         st.Page("app_pages/cron.py", title="Cron", icon=":material/schedule:", url_path="cron"),
         st.Page("app_pages/database.py", title="Database", icon=":material/database:", url_path="database"),
         st.Page("app_pages/cache.py", title="Cache", icon=":material/cached:", url_path="cache"),
-        st.Page("app_pages/ai_cost.py", title="AI cost", icon=":material/payments:", url_path="ai-cost"),
+        st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     ],
 })
 with controls.guard(svc):

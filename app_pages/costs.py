@@ -1,4 +1,5 @@
-"""AI cost: spend per day by provider, model or task; tokens; budgets; month-to-date and projection; export."""
+"""Costs: AI spend (by provider, model or task; tokens; budgets) and the platform bill side by side,
+month-to-date and projected month end; export."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dashboard import controls, data, forecasting
 from dashboard import formatting as fmt
 from dashboard.charts import Threshold, time_chart
 from dashboard.cost_export import DEFAULT_GROUP_BY, report_command, to_csv, to_json
+from dashboard.platform_costs import platform_section
 from dashboard.services import services
 from dashboard.summaries import month_start
 from dashboard.timerange import CHART_POINTS, Window
@@ -16,8 +18,8 @@ from scaling.settings import UPSTREAMS
 
 svc = services()
 v = controls.view()
-st.title("AI cost")
-CAPTION = "What the AI calls cost, by provider, model and task, against the monthly budgets"
+st.title("Costs")
+CAPTION = "What the AI calls and the Cloudflare platform cost, against their monthly budgets"
 
 
 def _budgets() -> dict[str, float]:
@@ -30,7 +32,7 @@ def _budgets() -> dict[str, float]:
 
 
 def _month(at: float) -> None:
-    st.subheader("This month")
+    st.subheader("AI this month")
     budgets = _budgets()
     outlook = forecasting.ai_spend(svc, at, v.source)
     start = month_start(at)
@@ -67,6 +69,8 @@ def _month(at: float) -> None:
 
 
 def body(at: float, window: Window) -> None:
+    platform_section(svc, at)
+    st.subheader("AI")
     export = data.ai_cost(svc, window.since, window.until, DEFAULT_GROUP_BY, v.source)
     if export.empty or not export["calls"].sum() + export["cache_hits"].sum():
         controls.empty_state(svc, "AI usage", source=v.source)

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import controls, data, forecasting
 from dashboard import formatting as fmt
 from dashboard.charts import Threshold, bar_chart, series_label, time_chart
+from dashboard.platform_costs import d1_section
 from dashboard.run_reports import cleanup_frame
 from dashboard.services import services
 from dashboard.timerange import Window, bucket_for, coarsen
@@ -48,6 +49,7 @@ def _deleted(window: Window, at: float) -> None:
 
 
 def body(at: float, window: Window) -> None:
+    d1_section(svc, at)
     latest = data.latest_db(svc, v.source)
     if latest.empty:
         controls.empty_state(svc, "database statistics", source=v.source)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 #: 2026-01-20 12:00 UTC: mid-month, so month-to-date figures are not empty.
 NOW = 1_768_910_400.0
-PAGES = ("overview", "rate_limits", "cron", "database", "cache", "ai_cost", "capacity_planner")
+PAGES = ("overview", "rate_limits", "cron", "database", "cache", "costs", "capacity_planner")
 
 
 def migrated(url: str) -> None:

@@ -55,8 +55,8 @@ def test_a_password_gates_every_page_and_is_never_shown(open_page: OpenPage, dem
     at.text_input[0].input(secret)
     at.button[0].click().run()
     assert at.title[0].value == "Overview" and at.metric
-    at.switch_page("app_pages/ai_cost.py").run()
-    assert at.title[0].value == "AI cost"
+    at.switch_page("app_pages/costs.py").run()
+    assert at.title[0].value == "Costs"
     assert secret not in texts(at) and secret not in repr(at.session_state.to_dict())
 
 

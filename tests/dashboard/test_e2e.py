@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sqlite, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 #: url path -> the page's title.
 ROUTES = {"": "Overview", "rate-limits": "Rate limits", "cron": "Cron", "database": "Database", "cache": "Cache",
-          "ai-cost": "AI cost", "capacity-planner": "Capacity planner"}
+          "costs": "Costs", "capacity-planner": "Capacity planner"}
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run"]
 

@@ -49,7 +49,7 @@ def test_every_page_renders_its_title_and_charts_within_budget(rendered: Callabl
     """Every page runs without an exception, and no chart ships more than 2,000 data rows."""
     at = rendered(page)
     assert not at.exception, at.exception
-    assert at.title[0].value == page.replace("_", " ").capitalize().replace("Ai cost", "AI cost")
+    assert at.title[0].value == page.replace("_", " ").capitalize()
     for chart in charts(at):
         assert sum(len(rows) for rows in chart["rows"].values()) <= 2000, chart.get("title")
         spec = {k: v for k, v in chart.items() if k != "rows"}
@@ -144,7 +144,7 @@ def test_cache_shows_hit_rate_and_size_per_family(rendered: Callable[[str], AppT
 
 def test_ai_cost_shows_spend_budgets_projection_and_exports(rendered: Callable[[str], AppTest], demo_url: str) -> None:
     """AI cost shows the range's spend from the cost query, budget lines, month-to-date and two downloads."""
-    at = rendered("ai_cost")
+    at = rendered("costs")
     engine = open_metrics_db(demo_url)
     spend = q.ai_cost_by(engine, NOW - 7 * 86400, NOW + 30)["cost_usd"].sum()
     assert metric(at, "Spend in range") == fmt.usd(spend)

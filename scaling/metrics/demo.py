@@ -34,10 +34,11 @@ from scaling.metrics.rollups import ROLLUPS
 __all__ = ["MODEL_PRICES", "DemoReport", "generate"]
 
 MIN, HOUR, DAY = 60, 3600, 86400
-#: $ per 1M tokens (input, output), reference/upstream.md §5; cached input bills at 10%.
+#: $ per 1M tokens (input, output), reference/upstream.md §5; cached input bills at 10%. Providers as in the
+#: app: OpenAI and Perplexity (no Anthropic).
 MODEL_PRICES: dict[str, tuple[str, float, float]] = {
     "gpt-5.6-terra": ("openai", 2.00, 12.00), "gpt-5.6-luna": ("openai", 0.20, 1.20),
-    "gpt-5-nano": ("openai", 0.05, 0.40), "claude-sonnet-5": ("anthropic", 3.00, 15.00),
+    "gpt-5-nano": ("openai", 0.05, 0.40), "sonar": ("perplexity", 1.00, 1.00),
 }
 WEB_SEARCH_USD = 0.01  # $10 per 1K calls
 PRICE_VERSION = "2026-01-upstream-md"
@@ -46,11 +47,11 @@ _TASKS: dict[str, tuple[str, float, int, int, float, float]] = {
     "artistSummary": ("gpt-5.6-terra", 0.9, 900, 1100, 0.0, 0.65),
     "albumDetail": ("gpt-5.6-terra", 1.2, 1000, 1200, 0.3, 0.6),
     "genreSummary": ("gpt-5.6-terra", 0.2, 800, 1000, 0.0, 0.7),
-    "artistSentence": ("gpt-5.6-terra", 0.6, 400, 90, 1.0, 0.7),
+    "artistSentence": ("sonar", 0.6, 400, 90, 1.0, 0.7),  # the app asks Perplexity for web-grounded facts
     "albumRecommendations": ("gpt-5.6-terra", 0.3, 900, 700, 1.0, 0.4),
     "listenAi": ("gpt-5.6-terra", 0.25, 1200, 350, 0.0, 0.0),
     "playlistCoverPrompt": ("gpt-5-nano", 0.05, 600, 800, 0.0, 0.0),
-    "userInsightsSummary": ("claude-sonnet-5", 0.1, 3000, 2500, 0.0, 0.3),
+    "userInsightsSummary": ("gpt-5.6-terra", 0.1, 3000, 2500, 0.0, 0.3),
     "userInsightsRecommendations": ("gpt-5.6-terra", 0.1, 2500, 1800, 0.0, 0.3),
 }
 # (upstream, limiter key, limit per window, base utilisation, share driven by users)

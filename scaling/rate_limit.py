@@ -11,6 +11,7 @@ same atomic step and settled from the actual usage afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -121,6 +122,8 @@ class RateLimiter:
         self._unknown_cost = 0.0
         # The latest slot this process was handed (by the store or, in an outage, locally).
         self._last_booked = 0.0
+        # Callers of this process sleeping toward a slot: a new cooldown wakes them.
+        self._wakers: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_settings(cls, store: StateStore, settings: Settings, upstream: str, *, key: str = "default",
@@ -188,11 +191,35 @@ class RateLimiter:
             self._maybe_warn(decision, now)
             if decision.wait <= 0:
                 return Permit(waited=now - start, tokens=reserve, send_at=now)
-            await self.clock.sleep(decision.wait)
+            if not await self._wait_for_slot(decision):
+                continue  # a cooldown now covers our slot: queue again behind it, at once
             # A 429 seen by another process while we slept cancels our slot: queue again after it.
             woke = self.clock.now()
             if await self._cooldown_until(woke) <= woke:
                 return Permit(waited=woke - start, tokens=reserve, send_at=decision.send_at)
+
+    async def _wait_for_slot(self, decision: GcraDecision) -> bool:
+        """Sleep until the slot, unless a cooldown comes to cover it first (False then).
+
+        A 429 in this process wakes every sleeper at once; one in another process is
+        noticed within a window (at least a second), so no caller sleeps toward a slot
+        that a new ban has made worthless and then queues last behind the ban.
+        """
+        recheck = max(self.requests.window, 1.0)
+        loop = asyncio.get_running_loop()
+        while (remaining := decision.send_at - self.clock.now()) > 0:
+            step = min(remaining, recheck)
+            waker: asyncio.Future[None] = loop.create_future()
+            self._wakers.add(waker)
+            sleeper = asyncio.ensure_future(self.clock.sleep(step))
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                self._wakers.discard(waker)
+            if (waker.done() or step < remaining) and await self._cooldown_until(self.clock.now()) > decision.send_at:
+                return False
+        return True
 
     async def _acquire_once(self, tokens: int, now: float, budget: float) -> GcraDecision:
         try:
@@ -258,7 +285,7 @@ class RateLimiter:
         return self._fallback
 
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:
-        if decision.wait > self.warn_wait_s:
+        if decision.wait > self.warn_wait_s + 1e-3:  # a slot exactly one window away is pacing
             self._warn("backlog", now, decision.used, decision.wait, decision.cooldown_until)
 
     def _warn(self, reason: str, now: float, used: float, wait: float, cooldown_until: float) -> None:
@@ -365,6 +392,9 @@ class RateLimiter:
         self._floor = max(self._floor, until)
         log.warning("[%s] 429 received, entering cooldown for %.1fs", self.upstream, until - now)
         self._warn("throttled", now, 0.0, until - now, until)
+        for waker in list(self._wakers):
+            if not waker.done():
+                waker.set_result(None)
         return until - now
 
     def headroom(self) -> Headroom:

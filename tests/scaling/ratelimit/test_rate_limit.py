@@ -162,6 +162,28 @@ def test_tokens_are_reserved_with_the_request_and_refunded(clock: VirtualClock) 
     assert waits == pytest.approx([0.0, 2.0, 20.0], rel=1e-3)
 
 
+def test_callers_queued_before_a_ban_requeue_at_once(clock: VirtualClock) -> None:
+    """A 429 wakes callers sleeping toward a slot it covers: they queue behind the ban ahead of later arrivals."""
+    lim = limiter(MemoryStore(), clock, "1/10s")
+    order: list[str] = []
+
+    async def caller(name: str) -> None:
+        await lim.acquire(max_wait=1000)
+        order.append(name)
+
+    async def main() -> None:
+        await lim.acquire(max_wait=0)
+        early = asyncio.ensure_future(caller("queued before the ban"))  # slot at +10 s
+        await clock.sleep(1)
+        lim.record_429(100.0)
+        await clock.sleep(4)
+        late = asyncio.ensure_future(caller("arrived during the ban"))
+        await asyncio.gather(early, late)
+
+    clock.run(main())
+    assert order == ["queued before the ban", "arrived during the ban"]
+
+
 def test_pacing_at_the_limit_logs_no_rate_limit_warning(clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
     """Callers paced at 100% of the limit (the prewarm's design) are the limiter working: no warning."""
     lim = limiter(MemoryStore(), clock, "5/1s")

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     costs.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     costs.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     costs.add_argument("--source", help="only rows from this source (deployment)")
+    costs.add_argument("--include", default="ai", metavar="LIST",
+                       help="comma-separated, from ai, platform (default ai): platform adds each month's Cloudflare "
+                            "Workers Paid bill lines (CSV: a second table after a blank line; JSON: a platform key)")
 
 
 def _parse_time(text: str, option: str, *, end: bool) -> dt.datetime:
@@ -142,6 +145,26 @@ def write_csv(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -
         (quoted if any(isinstance(x, str) and "\r" in x for x in cells) else writer).writerow(cells)
 
 
+def _include(text: str) -> set[str]:
+    parts = {p.strip().lower() for p in text.split(",") if p.strip()}
+    if not parts or parts - {"ai", "platform"}:
+        raise ConfigurationError(f"--include: expected ai, platform or both, got {text!r}", variable="--include")
+    return parts
+
+
+def _platform(settings: Settings, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+    """The platform table: the Costs page's query and prices, per month in the range."""
+    from scaling.commands.platform_report import PLATFORM_COLUMNS, platform_rows, platform_totals
+    from scaling.metrics.db import open_metrics_db
+
+    engine = open_metrics_db(settings.metrics_db_url)
+    try:
+        rows = platform_rows(engine, since, until, now=SystemClock().now())
+    finally:
+        engine.dispose()
+    return {"columns": list(PLATFORM_COLUMNS), "rows": rows, "totals": platform_totals(rows)}
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.report != "costs":  # pragma: no cover - argparse only offers costs
         raise ConfigurationError(f"unknown report {args.report!r}")
@@ -159,14 +182,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
     time_unit = [g for g in groups if g in GROUPS[:4]]
     columns = [*time_unit, *(g for g in groups if g not in GROUPS[:4]), *MEASURES]
-    rows = list(_rows(df, groups))
+    include = _include(args.include)
+    rows = list(_rows(df, groups)) if "ai" in include else []
     totals = _totals(rows)
+    platform = _platform(settings, since, until) if "platform" in include else None
     buf = io.StringIO()
     if args.format == "csv":
-        write_csv(rows, columns, buf)
+        if "ai" in include:
+            write_csv(rows, columns, buf)
+        if platform is not None:
+            buf.write("\n" if "ai" in include else "")
+            write_csv(platform["rows"], platform["columns"], buf)
     else:
-        json.dump({"report": "costs", "since": since.isoformat(), "until": until.isoformat(), "group_by": groups,
-                   "columns": columns, "rows": rows, "totals": totals}, buf, indent=2)
+        doc: dict[str, Any] = {"report": "costs", "since": since.isoformat(), "until": until.isoformat(),
+                               "group_by": groups, "columns": columns, "rows": rows, "totals": totals}
+        if platform is not None:
+            doc["platform"] = platform
+        json.dump(doc, buf, indent=2)
         buf.write("\n")
     if args.output:
         path = Path(args.output)

@@ -81,3 +81,14 @@ def test_unreachable_state_store_exits_3(tmp_path: Path) -> None:
     """A state store that is not there is reported in one line, exit 3."""
     run = loadtest("--service", "spotify", "--state-url", "redis://127.0.0.1:1/0", "--processes", "1")
     assert run.returncode == 3 and "redis" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("url", "code", "message"), [
+    ("redis://127.0.0.1:notaport/0", 2, "Port could not be cast"),
+    ("sqlite:////proc/no-such-dir/state.db", 3, "sqlite cannot create"),
+])
+def test_invalid_state_url_is_one_line(url: str, code: int, message: str) -> None:
+    """A malformed store URL exits 2, an unwritable SQLite path exits 3, each in one line without a traceback."""
+    run = loadtest("--service", "lastfm", "--requests", "2", "--processes", "1", "--state-url", url)
+    assert run.returncode == code and message in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

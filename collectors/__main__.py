@@ -144,8 +144,9 @@ def _migrate(url: str) -> None:
 def _once(collectors: Collectors, *, as_json: bool) -> int:
     outcomes = collectors.run_once()
     if as_json:
-        print(json.dumps([{"job": o.job, "outcome": o.outcome, "duration_s": round(o.duration_s, 3),
-                           "error": o.error, "recorded": o.recorded} for o in outcomes]))
+        print(json.dumps({"outcomes": [{"job": o.job, "outcome": o.outcome, "duration_s": round(o.duration_s, 3),
+                                        "error": o.error, "recorded": o.recorded} for o in outcomes]},
+                         allow_nan=False))
     else:
         for o in outcomes:
             print(f"{o.job:12} {o.outcome:10} {o.duration_s:8.3f}s" + (f"  {o.error}" if o.error else ""))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -79,7 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
-        return int(modules[args.command].run(args, settings) or 0)
+        code = int(modules[args.command].run(args, settings) or 0)
+        sys.stdout.flush()  # here, so a closed pipe (`| head -1`) is caught below, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away: stop quietly, and point stdout at /dev/null so the final flush is silent too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

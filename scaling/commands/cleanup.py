@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from scaling.appdb.cleanup import DEFAULT_BATCH_SIZE, Retention, run_cleanup
@@ -11,6 +10,7 @@ from scaling.appdb.engine import display_url, make_engine
 from scaling.appdb.migrate import not_at_head
 from scaling.clock import SystemClock
 from scaling.commands._args import positive_int
+from scaling.commands._output import print_json
 from scaling.settings import Settings
 
 NAME = "cleanup"
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
         return 0
     verb = "would delete" if report.dry_run else "deleted"
     print(f"cleanup of {display_url(url)}: {verb} {report.total_deleted:,} rows in {report.duration_s:.2f}s"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from scaling.appdb.demo import NotADemoDatabase, fill_demo_data
@@ -11,6 +10,7 @@ from scaling.appdb.engine import display_url, make_engine
 from scaling.appdb.migrate import not_at_head
 from scaling.clock import SystemClock
 from scaling.commands._args import positive_int
+from scaling.commands._output import print_json
 from scaling.settings import Settings
 
 NAME = "demo-data"
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
         return 0
     replaced = sum(report.cleared.values())
     print(f"demo data in {display_url(url)} (seed {report.seed}, {report.days} days, {report.duration_s:.1f}s)"

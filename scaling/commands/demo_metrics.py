@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from scaling.appdb.engine import display_url
 from scaling.clock import SystemClock
+from scaling.commands._output import print_json
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.demo import generate
 from scaling.metrics.migrate import current, head
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
         return 0
     print(f"demo metrics in {display_url(url)} (source 'demo', seed {args.seed}, {args.days} days, "
           f"{report.seconds:.1f}s)")

@@ -10,7 +10,6 @@ live; Ctrl-C stops it after writing what was read. Re-ingesting adds nothing twi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import stat
@@ -22,6 +21,7 @@ from typing import Any, BinaryIO, NoReturn
 from scaling.appdb import migrate as app_migrate
 from scaling.appdb.engine import display_url, make_engine
 from scaling.clock import SystemClock
+from scaling.commands._output import print_json
 from scaling.errors import ConfigurationError
 from scaling.ingest.d1_export import load_d1_export
 from scaling.ingest.ledger import LedgerWriter
@@ -119,7 +119,7 @@ def _wrangler_tail(args: argparse.Namespace, settings: Settings) -> int:
         if stream is not sys.stdin.buffer:
             stream.close()
     if args.json:
-        print(json.dumps({"metrics_db": display_url(url), "source": args.source, **summary.as_dict()}))
+        print_json({"metrics_db": display_url(url), "source": args.source, **summary.as_dict()})
     else:
         print(summary.text())
     if summary.events == 0 and summary.skipped:
@@ -155,7 +155,7 @@ def _d1_export(args: argparse.Namespace, settings: Settings) -> int:
         if spooled is not None:
             os.unlink(spooled.name)
     if args.json:
-        print(json.dumps({"app_db": display_url(url), **report.as_dict()}))
+        print_json({"app_db": display_url(url), **report.as_dict()})
     else:
         print(report.text())
     # Rows refused or statements unreadable: the load ran, but the app DB differs from the dump.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from scaling.appdb import migrate as app_migrate
 from scaling.appdb.engine import display_url
+from scaling.commands._output import print_json
 from scaling.metrics import migrate as metrics_migrate
 from scaling.settings import Settings
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         results["metrics"] = {"url": display_url(settings.metrics_db_url),
                               "applied": metrics_migrate.upgrade(settings.metrics_db_url)}
     if args.json:
-        print(json.dumps(results))
+        print_json(results)
         return 0
     for name, info in results.items():
         label = f"{name} DB ({info['url']})"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import not_at_head
+from scaling.commands._output import print_json
 from scaling.prewarm import PrewarmConfig, PrewarmReport
 from scaling.prewarm_sources import prewarm_job
 from scaling.services import Services
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     report = asyncio.run(main())
     if args.json:
-        print(json.dumps(report.as_dict(), default=str))
+        print_json(report.as_dict())
     else:
         print(f"prewarm: {report.refreshed} of {report.users_total} users refreshed in {report.duration_s:.1f}s "
               f"(deadline {report.deadline_s:.0f}s); {report.users_active} active, {report.skipped} left for later "

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 
 from scaling.appdb.engine import display_url
 from scaling.capacity.readiness import Readiness, Status, assess, gather_evidence
 from scaling.clock import SystemClock
+from scaling.commands._output import missing_sqlite_db, print_json
 from scaling.metrics.db import open_metrics_db
 from scaling.metrics.migrate import current
 from scaling.settings import Settings
@@ -80,6 +80,10 @@ def _print(r: Readiness, url: str) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.metrics_db_url
+    missing = missing_sqlite_db(url, "metrics DB")
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 3
     engine = open_metrics_db(url)
     try:
         if current(engine) is None:
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     result = assess(evidence, settings=settings)
     if args.json:
-        print(json.dumps(result.as_dict(), default=str))
+        print_json(result.as_dict())
     else:
         _print(result, display_url(url))
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from scaling.clock import SystemClock
+from scaling.commands._output import missing_sqlite_db
 from scaling.errors import ConfigurationError
 from scaling.settings import Settings
 
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"comma-separated, from {', '.join(GROUPS)} (at most one time unit); "
                             "empty for one total row (default: day,provider,model,task)")
     costs.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    costs.add_argument("--json", action="store_true", help="same as --format json")
     costs.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     costs.add_argument("--source", help="only rows from this source (deployment)")
     costs.add_argument("--include", default="ai", metavar="LIST",
@@ -173,6 +175,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     since, until = time_range(args.since, args.until, now=SystemClock().now())
     groups = group_list(args.group_by)
+    missing = missing_sqlite_db(settings.metrics_db_url, "metrics DB")
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 3
     engine = open_metrics_db(settings.metrics_db_url)
     try:
         df = ai_cost_by(engine, since, until, group_by=groups, source=args.source)
@@ -187,7 +193,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     totals = _totals(rows)
     platform = _platform(settings, since, until) if "platform" in include else None
     buf = io.StringIO()
-    if args.format == "csv":
+    if args.format == "csv" and not args.json:
         if "ai" in include:
             write_csv(rows, columns, buf)
         if platform is not None:
@@ -198,7 +204,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                "group_by": groups, "columns": columns, "rows": rows, "totals": totals}
         if platform is not None:
             doc["platform"] = platform
-        json.dump(doc, buf, indent=2)
+        json.dump(doc, buf, indent=2, allow_nan=False)
         buf.write("\n")
     if args.output:
         path = Path(args.output)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from scaling.commands._output import print_json
 from scaling.settings import Settings
 
 NAME = "settings"
@@ -43,7 +43,7 @@ def _mask_url(url: str) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     info = describe(settings)
     if args.json:
-        print(json.dumps(info))
+        print_json(info)
         return 0
     for key in ("app_db_url", "state_url", "metrics_db_url", "sandbox_url"):
         print(f"{key:16} {info[key]}")

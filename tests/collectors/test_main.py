@@ -81,7 +81,7 @@ def test_unreachable_state_store_exits_3(data_env: dict[str, str], monkeypatch: 
 def test_once_runs_each_job_and_prints_json(data_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     """--once --json runs every chosen job once and reports each outcome."""
     assert main(["--once", "--json", "--jobs", "headroom,db_stats,alerts"]) == 0
-    outcomes = json.loads(capsys.readouterr().out)
+    outcomes = json.loads(capsys.readouterr().out)["outcomes"]  # one object, like every command's --json
     assert [(o["job"], o["outcome"], o["recorded"]) for o in outcomes] == [
         ("headroom", "ok", True), ("db_stats", "ok", True), ("alerts", "ok", True)]
 

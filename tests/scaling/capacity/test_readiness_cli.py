@@ -52,7 +52,8 @@ def test_empty_metrics_db_says_what_to_run(metrics_url: str, monkeypatch: pytest
 @pytest.mark.sqlite
 def test_unmigrated_db_exits_1_with_migrate_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """A DB without the schema exits 1 and names `migrate`."""
+    """A DB without the schema exits 1 and names `migrate` (a missing file is exit 3: tests/hostile)."""
+    (tmp_path / "none.db").touch()
     monkeypatch.setenv("HEADROOM_METRICS_DB_URL", f"sqlite:///{tmp_path}/none.db")
     assert main(["readiness"]) == 1
     assert "python -m scaling migrate" in capsys.readouterr().err

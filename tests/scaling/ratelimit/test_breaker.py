@@ -101,4 +101,5 @@ def test_exactly_one_probe_across_32_processes(shared_store_url: str, namespace:
     results = [q.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(30)
+    b.store.close()
     assert sum(results) == 1

@@ -104,6 +104,8 @@ def test_cooldown_is_shared_and_lasts_as_long_as_retry_after(tmp_path: Path, clo
     assert b.headroom().in_cooldown
     clock.advance(1)
     clock.run(b.acquire(max_wait=0))
+    a.store.close()
+    b.store.close()
 
 
 def test_garbage_retry_after_still_cools_down(clock: VirtualClock) -> None:

@@ -209,3 +209,5 @@ def test_sqlite_store_is_shared_between_instances(tmp_path: object) -> None:
     a, b = open_store(url, "n"), open_store(url, "n")
     a.set("k", json.dumps({"x": 1}).encode(), now=NOW)
     assert json.loads(b.get("k", now=NOW) or b"") == {"x": 1}
+    a.close()
+    b.close()

@@ -56,6 +56,7 @@ def test_eight_processes_increment_one_counter_exactly(shared_store_url: str, na
     store = open_store(shared_store_url, namespace)
     assert store.get("counter", now=NOW) == b"8000"
     store.clear()
+    store.close()
 
 
 def test_eight_processes_read_modify_write_without_lost_updates(shared_store_url: str, namespace: str) -> None:
@@ -64,6 +65,7 @@ def test_eight_processes_read_modify_write_without_lost_updates(shared_store_url
     store = open_store(shared_store_url, namespace)
     assert store.get("rmw", now=NOW) == b"1600"
     store.clear()
+    store.close()
 
 
 def test_limiter_slots_are_unique_and_paced_across_processes(shared_store_url: str, namespace: str) -> None:
@@ -79,4 +81,6 @@ def test_limiter_slots_are_unique_and_paced_across_processes(shared_store_url: s
     assert len(slots) == 800
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) == pytest.approx(0.1, abs=1e-5) and max(gaps) == pytest.approx(0.1, abs=1e-5)
-    open_store(shared_store_url, namespace).clear()
+    store = open_store(shared_store_url, namespace)
+    store.clear()
+    store.close()

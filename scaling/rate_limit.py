@@ -365,15 +365,16 @@ class RateLimiter:
         return self._banned(now, until)
 
     async def arecord_429(self, retry_after: float | None) -> float:
-        """`record_429` off the event loop."""
-        now, wait = self._ban(retry_after)
+        """`record_429` off the event loop (a subclass's `record_429` is what runs)."""
         try:
-            until = await offload(self.store, lambda: self.store.gcra_cooldown(
-                self._store_key, now + wait, now=now, window=self.requests.window), "limiter cooldown")
+            return await offload(self.store, lambda: self.record_429(retry_after), "limiter cooldown")
         except StoreError as exc:
-            until = self._on_outage(exc).store.gcra_cooldown(self._store_key, now + wait, now=now,
+            # The store outlived its bound (fail-closed has raised by now): ban locally.
+            now = self.clock.now()
+            wait = min(self.requests.window, FIRST_UNKNOWN_COOLDOWN_S) if retry_after is None else retry_after
+            until = self._on_outage(exc).store.gcra_cooldown(self._store_key, now + max(0.0, wait), now=now,
                                                              window=self.requests.window)
-        return self._banned(now, until)
+            return self._banned(now, until)
 
     def _ban(self, retry_after: float | None) -> tuple[float, float]:
         now = self.clock.now()
@@ -393,8 +394,8 @@ class RateLimiter:
         log.warning("[%s] 429 received, entering cooldown for %.1fs", self.upstream, until - now)
         self._warn("throttled", now, 0.0, until - now, until)
         for waker in list(self._wakers):
-            if not waker.done():
-                waker.set_result(None)
+            # This may run on a store thread (`arecord_429`): futures are set on their loop.
+            waker.get_loop().call_soon_threadsafe(_wake, waker)
         return until - now
 
     def headroom(self) -> Headroom:
@@ -417,3 +418,8 @@ class RateLimiter:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _wake(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)

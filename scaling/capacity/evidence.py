@@ -26,6 +26,7 @@ from sqlalchemy import Engine, func, select
 from scaling.capacity.cron_model import CONCURRENCY
 from scaling.capacity.forecast import forecast_db_bytes, forecast_monthly_ai_spend, forecast_users
 from scaling.capacity.trend import DAY
+from scaling.cloudflare.evidence import CloudflareEvidence, cloudflare_evidence
 from scaling.metrics import models as m
 from scaling.metrics import queries as q
 from scaling.metrics.db import translate_errors
@@ -154,6 +155,8 @@ class Evidence:
     alerts_firing: int = 0
     window_s: float = 7 * DAY
     data_span_s: float | None = None
+    #: The production account's numbers from the cloudflare collector (None: none collected).
+    cloudflare: CloudflareEvidence | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -413,4 +416,5 @@ def gather_evidence(engine: Engine, *, now: float, settings: Settings, source: s
         ai_spend_projected={p: f.projected_month_usd for p, f in spend.items()},
         breaker_opens_7d=opens, breakers_open=open_now, breaker_open_longest_s=longest, alerts_firing=firing,
         window_s=wide, data_span_s=None if first is None else now - first,
+        cloudflare=cloudflare_evidence(engine, now),
     )

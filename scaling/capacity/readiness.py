@@ -123,7 +123,8 @@ RULES: tuple[Rule, ...] = (
          "no breaker events → unknown (the breaker only shows when an upstream fails)",
          lambda e, s: _breakers(e)),
     Rule("4.2", 4, "Multi-region deployment",
-         "always unknown: out of scope for a single-region app", lambda e, s: _multi_region(), in_scope=False),
+         "always unknown: out of scope for a single-region app (Cloudflare's read-replication mode shown when "
+         "collected)", lambda e, s: _multi_region(e), in_scope=False),
     Rule("4.3", 4, "Cost tracking",
          "AI usage recorded within 24 h and every provider under 80% of its monthly budget and projected under "
          "it → ready; over 80%, projected over, a provider without a budget or usage older than 24 h → at risk; "
@@ -277,7 +278,7 @@ def _pct(x: float) -> str:
 def span_words(seconds: float) -> str:
     """A window length as an operator says it: "1 hour", "24 hours", "7 days", "10 minutes"."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
+        if seconds >= (2 * size if unit == "day" else size):  # "24 hours", as the range picker says
             n = round(seconds / size)
             return f"{n} {unit}{'s' if n != 1 else ''}"
     return f"{seconds:.0f} seconds"
@@ -347,6 +348,12 @@ def _cleanup(e: Evidence, s: Settings) -> Verdict:
     full = (f", full in {e.db_full_in_days:.0f} days at this trend"
             if e.db_full_in_days is not None and e.db_full_in_days <= DB_FULL_SOON_DAYS else "")
     text = f"cleanup: last successful run {_ago(age)}{deleted}; {failures} failures in 24 h{db}{full}"
+    cf = e.cloudflare
+    if cf is not None and cf.d1_bytes is not None and cf.d1_share is not None:
+        # The production D1 itself, from Cloudflare: its 10 GB cap cannot be raised.
+        text += f"; production D1 {cf.d1_bytes / 1e9:,.2f} GB of 10 GB ({cf.d1_share:.1%})"
+        numbers["d1_share"] = cf.d1_share
+        share = max(share or 0.0, cf.d1_share)
     if age is None or age > CLEANUP_MAX_AGE_S or (share is not None and share >= 1.0):
         return Status.NOT_READY, text, numbers
     if failures or (share is not None and share >= DB_AT_RISK) or full:
@@ -403,6 +410,8 @@ def _monitoring(e: Evidence, s: Settings) -> Verdict:
                "alerts_firing": e.alerts_firing}
     text = (f"headroom sampled {_ago(e.headroom_age_s)}; alert rules evaluated {_ago(evaluated)}; "
             f"alerts firing: {e.alerts_firing}; webhook {'set' if webhook else 'not set (HEADROOM_ALERT_WEBHOOK_URL)'}")
+    if e.cloudflare is not None:
+        text += f"; Cloudflare usage collected {_ago(e.cloudflare.age_s)}"
     if e.headroom_age_s > MONITORING_MAX_AGE_S:
         return Status.NOT_READY, text, numbers
     if evaluated is None or evaluated > MONITORING_MAX_AGE_S or not webhook:
@@ -448,6 +457,9 @@ def _caches(e: Evidence) -> Verdict:
     text = (f"caches: {'no lookups' if ratio is None else _pct(ratio) + ' hit ratio'} over "
             f"{span_words(e.window_s)}{size}, "
             f"{e.cache_evictions:,} evictions; sampled {_ago(e.cache_age_s)}")
+    if e.cloudflare is not None:
+        text += (f"; production KV {e.cloudflare.kv_reads_24h:,.0f} reads / {e.cloudflare.kv_writes_24h:,.0f} "
+                 "writes in 24 h")
     if ratio is None or e.cache_age_s > CACHE_STALE_S:
         return Status.AT_RISK, text, numbers
     status = Status.READY if ratio >= CACHE_READY else Status.AT_RISK if ratio >= CACHE_AT_RISK else Status.NOT_READY
@@ -468,13 +480,16 @@ def _breakers(e: Evidence) -> Verdict:
     return Status.READY, text, numbers
 
 
-def _multi_region() -> Verdict:
+def _multi_region(e: Evidence) -> Verdict:
+    if e.cloudflare is not None:
+        return (Status.UNKNOWN, f"out of scope for a single-region app; {e.cloudflare.replication_text()}",
+                {"read_replication": e.cloudflare.read_replication})
     return (Status.UNKNOWN, ("out of scope for a single-region app: D1 is single-region, and read replicas or "
             "Durable Objects are an architecture decision the metrics cannot show"), {})
 
 
 def _costs(e: Evidence, s: Settings) -> Verdict:
-    if e.ai_age_s is None:
+    if e.ai_age_s is None and e.cloudflare is None:
         return Status.UNKNOWN, "cost tracking: no AI usage recorded", {}
     status, parts = Status.READY, []
     numbers: dict[str, Any] = {"ai_usage_age_s": e.ai_age_s}
@@ -491,8 +506,20 @@ def _costs(e: Evidence, s: Settings) -> Verdict:
             status = Status.NOT_READY
         elif spent >= SPEND_AT_RISK * budget or projected > budget:
             status = max(status, Status.AT_RISK, key=_severity)
+    cf = e.cloudflare
+    if cf is not None:
+        budget = s.platform_monthly_budget_usd
+        numbers["platform"] = {"mtd_usd": cf.platform_mtd_usd, "projected_usd": cf.platform_projected_usd,
+                               "budget_usd": budget}
+        parts.append(f"platform ${cf.platform_mtd_usd:,.2f}" + (f" of ${budget:,.0f}" if budget else ", no budget set")
+                     + f" (projected ${cf.platform_projected_usd:,.2f}); D1 rows {cf.d1_rows_read_24h:,.0f} read / "
+                     f"{cf.d1_rows_written_24h:,.0f} written, KV {cf.kv_reads_24h:,.0f} reads in 24 h")
+        if budget and cf.platform_mtd_usd > budget:
+            status = Status.NOT_READY
+        elif not budget or cf.platform_projected_usd > budget:
+            status = max(status, Status.AT_RISK, key=_severity)
     text = f"cost tracking: AI usage recorded {_ago(e.ai_age_s)}; " + ("; ".join(parts) or "no spend this month")
-    if e.ai_age_s > AI_STALE_S:
+    if e.ai_age_s is not None and e.ai_age_s > AI_STALE_S:
         status = max(status, Status.AT_RISK, key=_severity)
     return status, text, numbers
 

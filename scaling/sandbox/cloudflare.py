@@ -233,10 +233,10 @@ class CloudflareUpstream:
                 continue
             if child.name.value not in self.sim.datasets:
                 raise _Reject(400, f'unknown field "{child.name.value}"')
-            out[child.name.value] = {"enabled": True, "maxDuration": self.sim.max_duration_s,
-                                     "maxPageSize": self.sim.max_page_size,
-                                     "notOlderThan": self.sim.not_older_than_s,
-                                     "maxNumberOfFields": 30, "availableFields": _AVAILABLE[child.name.value]}
+            node_settings = {"enabled": True, "maxDuration": self.sim.max_duration_s,
+                             "maxPageSize": self.sim.max_page_size, "notOlderThan": self.sim.not_older_than_s,
+                             "maxNumberOfFields": 30, "availableFields": _AVAILABLE[child.name.value]}
+            out[child.name.value] = _select(child, node_settings)
         return out
 
     def _dataset(self, node: FieldNode, variables: dict[str, Any], now: float) -> list[dict[str, Any]]:

@@ -41,16 +41,21 @@ def body(at: float, window: Window) -> None:
         controls.empty_state(svc, "limiter headroom samples", source=v.source)
         return
     table = headroom_table(series, latest)
+    # The headline figures come from the same query the readiness items and the CLI read.
+    totals = data.read(svc, "limiter_totals", window.since, window.until, source=v.source)
     upstreams = [u for u in (*UPSTREAMS, *sorted(set(series.upstream) - set(UPSTREAMS)))
                  if u in set(series.upstream)]
     cols = st.columns(len(upstreams))
     for col, upstream in zip(cols, upstreams):
         rows = table[table.upstream == upstream]
         now_share = rows["now"].max()
-        col.metric(upstream, fmt.percent(now_share) if pd.notna(now_share) else "–",
+        col.metric(fmt.plain(upstream), fmt.percent(now_share) if pd.notna(now_share) else "no sample in 15 min",
                    help="busiest limiter key now (share of its limit)", border=True)
-        col.caption(f"peak {fmt.percent(rows['peak'].max())} · {fmt.count(rows['upstream_429'].sum())} × 429 · "
-                    f"{fmt.count(rows['throttled'].sum())} throttled")
+        mine = totals[totals.upstream == upstream]
+        col.caption("; ".join(
+            f"{source + ': ' if v.source is None else ''}peak {fmt.percent(g['util_max'].max())} · "
+            f"{fmt.count(g['upstream_429'].sum())} × 429 · {fmt.count(g['throttled'].sum())} throttled"
+            for source, g in mine.groupby("source")))
 
     st.subheader("Headroom over time")
     grid = st.columns(2)

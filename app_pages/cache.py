@@ -32,16 +32,25 @@ def body(at: float, window: Window) -> None:
     c[2].metric("Keys (sum of family peaks)", fmt.count(summary["keys_max"].sum()), border=True)
     c[3].metric("Evictions", fmt.count(summary["evictions"].sum()), border=True)
 
+    # Families with no lookups and nothing stored in this range are noise (29 of them on a quiet day).
+    used = summary[(summary["hits"] + summary["misses"] > 0) | (summary["bytes_max"].fillna(0) > 0)]
+    series = series[series["family"].isin(set(used["family"]))]
+    if len(used) < len(summary):
+        st.caption(f"{len(summary) - len(used)} key families with no lookups in this range are hidden.")
+    summary = used
     series["series"] = series_label(series, ["family"])
     shown = coarsen(series, ["series", "family", "source"],
                     {"hits": "sum", "misses": "sum", "evictions": "sum", "bytes_max": "max", "keys_max": "max"})
     looked = (shown["hits"] + shown["misses"]).astype("float64")
     shown["hit_ratio"] = shown["hits"] / looked.where(looked > 0)
-    st.altair_chart(time_chart(
-        shown.dropna(subset=["hit_ratio"]), "hit_ratio", title="Hit rate per bucket", y_title="hit rate",
-        series="series", y_format=".0%", floor=1.0,
-        thresholds=[Threshold(overall, f"overall {fmt.percent(overall)}", "target")] if overall else [],
-        height=340), width="stretch")
+    rated = shown.dropna(subset=["hit_ratio"])
+    if rated.empty:
+        st.caption("Hit rate: no cache lookups in this range.")
+    else:
+        st.altair_chart(time_chart(
+            rated, "hit_ratio", title="Hit rate per bucket", y_title="hit rate", series="series", y_format=".0%",
+            floor=1.0, thresholds=[Threshold(overall, f"overall {fmt.percent(overall)}", "target")] if overall else [],
+            height=340), width="stretch")
     left, right = st.columns(2)
     left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)", y_title="bytes",
                                  series="series", mark="area", stacked=True, y_format="~s", height=320),
@@ -49,13 +58,16 @@ def body(at: float, window: Window) -> None:
     per = series.groupby(["ts", "source"], as_index=False)["evictions"].sum()
     per["series"] = series_label(per, [], empty="all families")
     per.attrs = series.attrs
-    right.altair_chart(time_chart(per, "evictions", title="Evictions per bucket", y_title="evictions",
-                                  series="series", mark="bar", height=320), width="stretch")
+    if per["evictions"].sum() > 0:
+        right.altair_chart(time_chart(per, "evictions", title="Evictions per bucket", y_title="evictions",
+                                      series="series", mark="bar", height=320), width="stretch")
+    else:
+        right.caption("Evictions: none in this range.")
 
-    table = summary.assign(label=series_label(summary, ["family"]))
-    st.altair_chart(bar_chart(table, "label", "hit_ratio", title="Hit rate per family over the range",
-                              value_title="hit rate", value_format=".0%"),
-                    width="stretch")
+    table = summary.assign(label=series_label(summary, ["family"])).dropna(subset=["hit_ratio"])
+    if len(table):
+        st.altair_chart(bar_chart(table, "label", "hit_ratio", title="Hit rate per family over the range",
+                                  value_title="hit rate", value_format=".0%"), width="stretch")
     st.dataframe(summary.assign(hit_ratio=summary["hit_ratio"].map(lambda r: fmt.percent(r, 1)),
                                 bytes_max=summary["bytes_max"].map(fmt.bytes_),
                                 oldest_age_max=summary["oldest_age_max"].map(fmt.duration)),

@@ -150,7 +150,8 @@ def limiter_totals(engine: Engine, since: Time, until: Time, *, source: str | No
         rejected, wait_seconds, limit``.
     """
     lo, hi = _range(since, until)
-    width = int(HOUR) if hi - lo >= 2 * 86400 else 60
+    # Hours (the roll-ups) from two days on, minutes below; wider still past MAX_POINTS hours (90 days).
+    width = choose_bucket(lo, hi, minimum=int(HOUR) if hi - lo >= 2 * 86400 else 60)
     df = headroom_series(engine, lo, hi, source=source, bucket_s=width)
     keys = ["upstream", "limiter_key", "source"]
     return df.groupby(keys, as_index=False).agg(

@@ -44,6 +44,6 @@ pages = st.navigation({
         st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     ],
 })
-with controls.guard(svc):
-    controls.sidebar(svc, data.sources(svc))
+# Outside any guard: an unmigrated DB is explained once, by the page, and the sidebar stays.
+controls.sidebar(svc, data.sources(svc))
 pages.run()

@@ -48,8 +48,9 @@ def _prewarm_reports(window: Window) -> None:
     left, right = st.columns(2)
     left.altair_chart(time_chart(long, "n", title="Users polled and skipped per run (mean per bucket)",
                                  y_title="users per run", series="series", mark="bar", stacked=True, height=290,
-                                 colors={"polled": OUTCOME_COLORS["ok"], "skipped": OUTCOME_COLORS["timed_out"]}
-                                 if sources == 1 else None), width="stretch")
+                                 colors=dict(zip(long["series"], long["users"].map(
+                                     {"polled": OUTCOME_COLORS["ok"], "skipped": OUTCOME_COLORS["skipped"]})))),
+                           width="stretch")
     phases = [c for c in frame.columns if c.startswith("phase:")]
     if not phases:
         right.caption("Runs in this range report no phase timings (collector runs do: plan, lastfm, spotify, "
@@ -122,9 +123,10 @@ def body(at: float, window: Window) -> None:
     outcomes["series"] = series_label(outcomes, ["outcome"])
     outcomes.attrs = runs.attrs
     outcomes = coarsen(outcomes, ["series", "outcome", "source"], {"count": "sum"}, budget=450)
-    same = bool((outcomes["series"] == outcomes["outcome"]).all())
+    # Each outcome keeps its colour whatever the source (ok green, failed/timed out red, skipped grey).
+    hues = dict(zip(outcomes["series"], outcomes["outcome"].map(OUTCOME_COLORS)))
     left.altair_chart(time_chart(outcomes, "count", title="Outcomes per bucket", y_title="runs", series="series",
-                                 mark="bar", stacked=True, height=290, colors=OUTCOME_COLORS if same else None),
+                                 mark="bar", stacked=True, height=290, colors=hues, legend_columns=3),
                       width="stretch")
     late = runs.assign(series=series_label(runs, [], empty="lateness max"))
     late.attrs = runs.attrs
@@ -136,8 +138,11 @@ def body(at: float, window: Window) -> None:
         _prewarm_reports(window)
     _failures(job)
     st.subheader("Every job")
-    st.dataframe(summary.assign(last_scheduled_at=summary["last_scheduled_at"].dt.strftime("%Y-%m-%d %H:%M")),
-                 hide_index=True, width="stretch")
+    seconds = {c: st.column_config.NumberColumn(c.replace("_", " "), format="%.1f s")
+               for c in ("duration_p50", "duration_p95", "duration_max", "lateness_p95", "lateness_max")}
+    when = {c: st.column_config.DatetimeColumn(c.replace("_", " "), format="YYYY-MM-DD HH:mm", timezone="UTC")
+            for c in ("last_scheduled_at", "last_started_at", "last_finished_at")}
+    st.dataframe(summary, hide_index=True, width="stretch", column_config={**seconds, **when})
 
 
 controls.run_live(svc, v, CAPTION, body)

@@ -23,8 +23,8 @@ __all__ = ["KIND_COLORS", "OUTCOME_COLORS", "LayeredChart", "Marker", "Threshold
 #: Threshold kinds and their colours (warning amber, limit red, budget purple, trigger grey, target green).
 KIND_COLORS = {"warning": "#e8a33d", "limit": "#d62728", "budget": "#7b4ea3", "trigger": "#6b6b6b",
                "target": "#2f8f5b"}
-#: Job outcomes keep their meaning in every chart.
-OUTCOME_COLORS = {"ok": "#59a14f", "failed": "#d62728", "timed_out": "#f28e2b", "skipped": "#9d9d9d",
+#: Job outcomes keep their meaning in every chart: ok green, failed and timed out red (dark red), skipped grey.
+OUTCOME_COLORS = {"ok": "#59a14f", "failed": "#d62728", "timed_out": "#8b0000", "skipped": "#9d9d9d",
                   "running": "#4c78a8"}
 _HEADROOM = 1.1  # the domain's top sits 10% above the highest value or threshold
 _UTC_TIP = alt.Tooltip("utcyearmonthdatehoursminutes(ts):T", title="UTC")

@@ -19,6 +19,7 @@ import streamlit as st
 
 from dashboard.services import Services
 from dashboard.timerange import HOUR, Window, bucket_for
+from scaling.errors import StoreError
 from scaling.metrics import queries
 from scaling.metrics.records import UserCounts
 
@@ -50,7 +51,10 @@ def read(svc: Services, name: str, *args: Any, **kwargs: Any) -> Any:
 
 def sources(svc: Services) -> list[str]:
     """The sources worth offering: collectors and worker always, demo when its history is loaded."""
-    present = read(svc, "latest_user_counts", source="demo") is not None
+    try:
+        present = read(svc, "latest_user_counts", source="demo") is not None
+    except StoreError:  # unmigrated or unreachable: the page says so once; the sidebar still draws
+        present = False
     return [s for s in KNOWN_SOURCES if s != "demo" or present]
 
 

@@ -156,7 +156,8 @@ def test_ai_cost_shows_spend_budgets_projection_and_exports(rendered: Callable[[
     assert per_day["title"] == "Spend per day by provider"
     assert list(thresholds(per_day)) == ["budget pace $2.30/day"]
     cumulative = next(c for c in charts(at) if c["title"].startswith("Cumulative spend"))
-    assert thresholds(cumulative) == {"openai budget $50.00": 50.0}
+    # Both providers the app (and the demo) spends on: OpenAI and Perplexity, each against its budget.
+    assert thresholds(cumulative) == {"openai budget $50.00": 50.0, "perplexity budget $20.00": 20.0}
     assert [b.proto.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
 
 

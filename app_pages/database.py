@@ -14,7 +14,7 @@ from dashboard.services import services
 from dashboard.timerange import Window, bucket_for, coarsen
 
 WARNING_SHARE = 0.8
-GB = 1024**3
+MB = 1024**2
 
 svc = services()
 v = controls.view()
@@ -73,13 +73,17 @@ def body(at: float, window: Window) -> None:
     growth = data.db_growth(svc, window, v.source, series=8 * data.source_count(svc, v.source))
     whole_growth = growth[growth.table_name == "*"].copy()
     whole_growth["series"] = series_label(whole_growth, [], empty="whole database")
-    whole_growth["gb"] = whole_growth["bytes"] / GB
+    whole_growth["mb"] = whole_growth["bytes"] / MB
     left, right = st.columns(2)
+    # On a 0–10 GB axis a 40 MB database is a flat line at zero: the axis follows the data, and the
+    # limit is drawn only once the data comes within reach of its warning; otherwise the title names it.
+    near = size >= limit * WARNING_SHARE / 2
     left.altair_chart(time_chart(
-        whole_growth, "gb", title="Database size against the limit", y_title="GB", series="series",
-        y_format=",.2~f", height=320, legend_columns=3,
-        thresholds=[Threshold(limit * WARNING_SHARE / GB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
-                    Threshold(limit / GB, f"{fmt.bytes_(limit)} limit", "limit")]), width="stretch")
+        whole_growth, "mb", title=f"Database size ({fmt.percent(size / limit, 2)} of the {fmt.bytes_(limit)} limit)",
+        y_title="MB", series="series", y_format=",.1f", height=320, legend_columns=3,
+        thresholds=[Threshold(limit * WARNING_SHARE / MB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
+                    Threshold(limit / MB, f"{fmt.bytes_(limit)} limit", "limit")] if near else []),
+        width="stretch")
     per_table = growth[growth.table_name != "*"].copy()
     per_table["series"] = series_label(per_table, ["table_name"])
     per_table = coarsen(per_table, ["series", "table_name", "source"], {"rows": "max", "bytes": "max"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -34,6 +36,15 @@ def _limit_text(upstream: str, keys: list[str]) -> str:
     return "limit " + ", ".join(f"{k} {r.limit:,}/{r.window:g}s" for k, r in rates.items())
 
 
+def _key_label(upstream: str, key: str) -> str:
+    """A limiter key a reader can place: "default" is the upstream itself; a hashed client id is "app 309bbf"."""
+    if key in ("", "default"):
+        return upstream
+    if re.fullmatch(r"[0-9a-f]{8,}", key):
+        return f"{upstream} app {key[:6]}"
+    return key
+
+
 def body(at: float, window: Window) -> None:
     series = data.headroom(svc, window, v.source, series_per_chart=2 * data.source_count(svc, v.source))
     latest = data.latest_headroom(svc, at, v.source)
@@ -61,7 +72,8 @@ def body(at: float, window: Window) -> None:
     grid = st.columns(2)
     for i, upstream in enumerate(upstreams):
         part = series[series.upstream == upstream].copy()
-        part["series"] = series_label(part, ["limiter_key"], empty=upstream)
+        part["series"] = series_label(part.assign(limiter_key=part["limiter_key"].map(
+            lambda k, up=upstream: _key_label(up, str(k)))), ["limiter_key"], empty=upstream)
         part = coarsen(part, ["series", "upstream", "limiter_key", "source"],
                        {"util_max": "max", "upstream_429": "sum", "cooldown_share": ("wmean", "samples"),
                         "throttled": "sum", "samples": "sum"})

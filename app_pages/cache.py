@@ -52,9 +52,13 @@ def body(at: float, window: Window) -> None:
             floor=1.0, thresholds=[Threshold(overall, f"overall {fmt.percent(overall)}", "target")] if overall else [],
             height=340), width="stretch")
     left, right = st.columns(2)
-    left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)", y_title="bytes",
-                                 series="series", mark="area", stacked=True, y_format="~s", height=320),
-                      width="stretch")
+    if shown["bytes_max"].fillna(0).sum() > 0:
+        # An area needs two buckets to have a surface; a first sample draws as bars.
+        left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)",
+                                     y_title="bytes", series="series", stacked=True, y_format="~s", height=320,
+                                     mark="area" if shown["ts"].nunique() > 1 else "bar"), width="stretch")
+    else:
+        left.caption("Size: no cache entry held in this range.")
     per = series.groupby(["ts", "source"], as_index=False)["evictions"].sum()
     per["series"] = series_label(per, [], empty="all families")
     per.attrs = series.attrs

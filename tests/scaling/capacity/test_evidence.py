@@ -33,7 +33,8 @@ def test_gather_evidence_reads_every_kind_of_metric(writer: MetricsWriter, engin
     assert e.limiters["lastfm"].upstream_429 == 1 and e.limiters["lastfm"].throttled == 60
     assert e.headroom_age_s == pytest.approx(30)
     cleanup = e.jobs["cleanup"]
-    assert cleanup.last_ok_age_s == pytest.approx(1800) and cleanup.failed_24h == 1 and cleanup.runs_24h == 2
+    # Age from when the run finished (started 1,800 s ago, took 1.2 s), not from its scheduled slot.
+    assert cleanup.last_ok_age_s == pytest.approx(1800 - 1.2) and cleanup.failed_24h == 1 and cleanup.runs_24h == 2
     assert e.cleanup_rows_deleted == 3204
     prewarm = e.jobs["prewarm"]
     assert prewarm.runs_24h == 24 and prewarm.duration_p95_s == pytest.approx(9.0)

@@ -167,8 +167,8 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
         colors: fixed series colours (series value -> colour), e.g. `OUTCOME_COLORS`.
         legend_columns: legend entries per row.
         tooltip: extra tooltip fields.
-        span: the picked range (epoch seconds) the x axis covers, so ten minutes of data in a
-            7-day view reads as ten minutes; default ``df.attrs["window"]``, else the data's extent.
+        span: the picked range (epoch seconds), which sets the axis' tick format; default
+            ``df.attrs["window"]``, else the data's extent.
     """
     if mark not in ("line", "area", "bar"):
         raise ValueError(f"mark must be 'line', 'area' or 'bar', got {mark!r}")
@@ -178,8 +178,9 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
     top = _top(peaks, thresholds, floor)
     scale = alt.Scale(domain=[0, top], nice=False, zero=True)
     span = span or df.attrs.get("window")
-    x_scale = alt.Scale(type="utc", domain=[span[0] * 1000, span[1] * 1000]) if span else alt.Scale(type="utc")
-    x = alt.X("ts:T", title=None, scale=x_scale, axis=_time_axis(data, width, span))
+    # The span picks the axis' tick format only: a numeric domain on this temporal axis squeezed every
+    # line into the left edge in Chromium (Streamlit ships the times in another unit than epoch ms).
+    x = alt.X("ts:T", title=None, scale=alt.Scale(type="utc"), axis=_time_axis(data, width, span))
     if series:
         present = set(data[series]) if len(data) else set()
         known = [k for k in colors if k in present] if colors else []

@@ -173,24 +173,7 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
     Raises:
         ValueError: an unknown job name or an interval under `MIN_INTERVAL_S`.
     """
-    names = list(dict.fromkeys(names))
-    if (settings.cloudflare_api_token and settings.cloudflare_account_id and set(DEFAULT_JOBS) <= set(names)
-            and "cloudflare" not in names):
-        names.append("cloudflare")  # the default set, with a Cloudflare account configured
-    unknown = [n for n in names if n not in DEFAULT_JOBS and n not in EXTRA_JOBS]
-    if unknown:
-        raise ValueError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join([*DEFAULT_JOBS, *EXTRA_JOBS])}")
-    timings: dict[str, alerts.JobTiming] = {}
-    for name in names:
-        explicit = (intervals or {}).get(name)
-        base = settings.collector_intervals.get(name, EXTRA_JOBS.get(name, 60.0))
-        interval = round(explicit if explicit is not None else base * scale, 3)
-        if interval < MIN_INTERVAL_S:
-            raise ValueError(f"job {name}: interval {interval:g}s is under the minimum of {MIN_INTERVAL_S:g}s")
-        # A run ends before the next slot starts: the Worker's 30 s, or the interval if shorter.
-        deadline = min(settings.cron_deadline_s, interval)
-        timings[name] = alerts.JobTiming(interval_s=interval, deadline_s=deadline, grace_s=interval / 2)
-
+    timings = _timings(settings, _job_names(settings, names), scale, intervals or {})
     budgets = {p: b for p in UPSTREAMS if (b := settings.upstream(p).monthly_budget_usd)}
     rules = alerts.default_rules(scale)
 
@@ -226,6 +209,34 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
         return functools.partial(jobs.heartbeat_job, store=res.store, work_s=heartbeat_work_s)
 
     return [JobSpec(n, bind(n), t.interval_s, t.deadline_s, t.grace_s) for n, t in timings.items()]
+
+
+def _job_names(settings: Settings, names: Iterable[str]) -> list[str]:
+    """The jobs asked for, once each, known ones only (`ValueError` names the others)."""
+    out = list(dict.fromkeys(names))
+    if (settings.cloudflare_api_token and settings.cloudflare_account_id and set(DEFAULT_JOBS) <= set(out)
+            and "cloudflare" not in out):
+        out.append("cloudflare")  # the default set, with a Cloudflare account configured
+    unknown = [n for n in out if n not in DEFAULT_JOBS and n not in EXTRA_JOBS]
+    if unknown:
+        raise ValueError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join([*DEFAULT_JOBS, *EXTRA_JOBS])}")
+    return out
+
+
+def _timings(settings: Settings, names: list[str], scale: float,
+             intervals: Mapping[str, float]) -> dict[str, alerts.JobTiming]:
+    """Each job's interval (explicit, else configured x scale), deadline and grace."""
+    timings: dict[str, alerts.JobTiming] = {}
+    for name in names:
+        explicit = intervals.get(name)
+        base = settings.collector_intervals.get(name, EXTRA_JOBS.get(name, 60.0))
+        interval = round(explicit if explicit is not None else base * scale, 3)
+        if interval < MIN_INTERVAL_S:
+            raise ValueError(f"job {name}: interval {interval:g}s is under the minimum of {MIN_INTERVAL_S:g}s")
+        # A run ends before the next slot starts: the Worker's 30 s, or the interval if shorter.
+        deadline = min(settings.cron_deadline_s, interval)
+        timings[name] = alerts.JobTiming(interval_s=interval, deadline_s=deadline, grace_s=interval / 2)
+    return timings
 
 
 async def _prewarm(ctx: JobContext, *, settings: Settings, res: Resources) -> dict[str, Any]:

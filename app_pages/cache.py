@@ -56,6 +56,7 @@ def body(at: float, window: Window) -> None:
         # An area needs two buckets to have a surface; a first sample draws as bars.
         left.altair_chart(time_chart(shown, "bytes_max", title="Size per family (peak per bucket)",
                                      y_title="bytes", series="series", stacked=True, y_format="~s", height=320,
+                                     legend_columns=2,  # half width: four columns cut the labels
                                      mark="area" if shown["ts"].nunique() > 1 else "bar"), width="stretch")
     else:
         left.caption("Size: no cache entry held in this range.")

@@ -404,9 +404,12 @@ def _limit_notes(run: DesignRun) -> dict[str, float | str | None]:
 
 
 def simulate(scenario: Scenario, *, settings: Settings | None = None, clock: Clock | None = None,
-             base_url: str | None = None, progress: Callable[[float], None] | None = None) -> SimResult:
+             base_url: str | None = None, progress: Callable[[float], None] | None = None,
+             asgi: bool = False) -> SimResult:
     """Run one scenario; in virtual time against an in-process sandbox unless a real
     ``clock`` and the ``base_url`` of a sandbox on a port are given (calibration).
+    ``asgi`` reaches the in-process sandbox through Starlette (`httpx.ASGITransport`)
+    instead of calling its handlers directly: same answers, slower (the benchmark's baseline).
 
     Raises:
         ValueError: a bad scenario.
@@ -418,7 +421,8 @@ def simulate(scenario: Scenario, *, settings: Settings | None = None, clock: Clo
         cfg = SandboxConfig.from_options(seed=scenario.seed, latency=scenario.latency, listeners=scenario.users_end,
                                          active_share=scenario.active_share)
         sandbox = Sandbox(cfg, vclock)
-        run = _run(scenario, vclock, sandbox.direct_transport(), settings, local_view(sandbox), progress)
+        transport = sandbox.transport() if asgi else sandbox.direct_transport()
+        run = _run(scenario, vclock, transport, settings, local_view(sandbox), progress)
         result = vclock.run(run) if isinstance(vclock, VirtualClock) else asyncio.run(run)
     else:
         ups = {n: dataclasses.replace(u, base_url=base_url, accounts_url=base_url if n == "spotify" else u.accounts_url)

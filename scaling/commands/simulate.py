@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from typing import Any
 
+from scaling.capacity.breaks import Break
+from scaling.capacity.capacity_search import CapacityResult, find_capacity
 from scaling.capacity.simulate import Scenario, SimResult, simulate
 from scaling.commands._output import print_json
 from scaling.settings import Settings
@@ -61,28 +64,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--users", type=_users, help="users to simulate")
     group.add_argument("--sweep", type=_sweep, metavar="N,N,...", help="simulate each user count, e.g. 20,50,100,150")
+    group.add_argument("--capacity", action="store_true",
+                       help="find by bisection the most users the design carries with no break, and what breaks next")
     parser.add_argument("--active-share", type=_share, default=0.1, help="share active in the last 2 h (default 0.1)")
     parser.add_argument("--hours", type=_hours, default=None, help="virtual hours (default 24; 3 per sweep point)")
     parser.add_argument("--growth-per-week", type=_share, default=0.0, help="compounding growth, e.g. 5%% (default 0)")
-    parser.add_argument("--design", choices=("headroom", "upstream", "both"), default="headroom",
-                        help="Headroom's service layer, the upstream app's design, or both side by side")
+    parser.add_argument("--design", choices=("headroom", "cron5m", "cron1m", "queues", "upstream", "both", "all"),
+                        default="cron5m", help="prewarm design: cron5m (Headroom, = headroom), cron1m, queues, the "
+                        "upstream app's; both = upstream + cron5m; all = every design")
+    parser.add_argument("--time-model", choices=("plan", "documented", "both"), default="plan",
+                        help="cron time limit: the plan's 30 s wall, the documented CPU/15 min wall limits, or both")
+    parser.add_argument("--cold", action="store_true", help="start with empty caches instead of the steady state")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _row(r: SimResult) -> list[str]:
-    c, lf, sp = r.cron, r.upstreams["lastfm"], r.upstreams["spotify"]
+    c, sp = r.cron, r.upstreams["spotify"]
     fb = r.first_break
     days = r.db["days_until_10gb"]
-    return [r.scenario.design, str(r.scenario.users), f"{c['p95_s']:.1f}/{c['max_s']:.1f}", f"{c['users_polled_p50']:.0f}",
+    risk = r.at_risk[0] if r.at_risk else None
+    verdict = f"{fb.limit}: {fb.detail}" if fb else (f"at risk: {risk.limit}" if risk else "nothing breaks")
+    return [r.scenario.design, r.scenario.time_model, str(r.scenario.users), f"{c['p95_s']:.1f}/{c['max_s']:.1f}",
+            f"{c['users_polled_p50']:.0f}",
             f"{c['max_staleness_min']:.0f}", f"{sp['peak_window']:.0f}/{sp['limit']:.0f}",
             f"{int(sum(u['upstream_429'] for u in r.upstreams.values()))}", f"{r.pages['p95_s']:.1f}",
             "never" if math.isinf(days) else f"{days:.0f}", f"{r.ai['usd_month']:.0f}",
-            f"{fb.limit}: {fb.detail}" if fb else "nothing breaks"]
+            f"{r.platform['usd_month']:.0f}", f"{r.invocations.get('cpu_s_max', 0):.2f}", verdict]
 
 
-HEAD = ["design", "users", "cron p95/max s", "polled/run", "stale min", "spotify peak", "429s", "page p95 s",
-        "days to 10GB", "AI $/mo*", "first limit to break"]
+HEAD = ["design", "time model", "users", "cron p95/max s", "polled/run", "stale min", "spotify peak", "429s",
+        "page p95 s", "days to 10GB", "AI $/mo*", "CF $/mo*", "cpu max s", "first limit to break"]
 
 
 def _table(results: list[SimResult]) -> str:
@@ -97,29 +109,73 @@ def _table(results: list[SimResult]) -> str:
 
 def _summary(results: list[SimResult]) -> list[str]:
     out = []
-    for design in dict.fromkeys(r.scenario.design for r in results):
-        mine = [r for r in results if r.scenario.design == design]
-        broken = [r for r in mine if r.first_break]
+    for design, model in dict.fromkeys((r.scenario.design, r.scenario.time_model) for r in results):
+        mine = [r for r in results if (r.scenario.design, r.scenario.time_model) == (design, model)]
+        broken = [(r, r.first_break) for r in mine if r.first_break]
         if broken:
-            first = broken[0]
-            out.append(f"{design}: first limit to break is '{first.first_break.limit}' at {first.scenario.users} "
+            first, fb = broken[0]
+            out.append(f"{design} [{model}]: first limit to break is '{fb.limit}' at {first.scenario.users} "
                        f"users" + (f" (fine at {mine[mine.index(first) - 1].scenario.users})"
                                     if mine.index(first) else ""))
         else:
-            out.append(f"{design}: nothing breaks up to {mine[-1].scenario.users} users")
+            out.append(f"{design} [{model}]: nothing breaks up to {mine[-1].scenario.users} users")
     return out
 
 
+def _designs(choice: str) -> list[str]:
+    return {"both": ["upstream", "cron5m"], "all": ["upstream", "cron5m", "cron1m", "queues"]}.get(choice, [choice])
+
+
+def _models(choice: str) -> list[str]:
+    return ["plan", "documented"] if choice == "both" else [choice]
+
+
+def _capacity(args: argparse.Namespace, settings: Settings) -> int:
+    hours = args.hours or 2.0
+    rows: list[tuple[str, str, CapacityResult, SimResult | None]] = []
+    for model in _models(args.time_model):
+        for design in _designs(args.design):
+            base = Scenario(users=1, active_share=args.active_share, hours=hours, growth_per_week=args.growth_per_week,
+                            design=design, seed=args.seed, time_model=model, steady_state=not args.cold)
+            runs: dict[int, SimResult] = {}
+
+            def trial(n: int, base: Scenario = base, runs: dict[int, SimResult] = runs) -> Break | None:
+                runs[n] = simulate(dataclasses.replace(base, users=n), settings=settings)
+                return runs[n].first_break
+
+            found = find_capacity(trial, start=100)
+            rows.append((design, model, found, runs.get(found.carried)))
+    if args.json:
+        print_json({"capacity": [_capacity_json(d, m, c, r) for d, m, c, r in rows]})
+        return 0
+    print(f"capacity, {args.active_share:.0%} active, {hours:g} virtual hours per trial, steady state: {not args.cold}")
+    for design, model, found, at in rows:
+        cost = (f"; at that size AI ${at.ai['usd_month']:.2f} + platform ${at.platform['usd_month']:.2f} a month"
+                if at else "")
+        print(f"  [{model}] {found.sentence(design)}" + (f" ({found.first_break.detail})" if found.first_break else "")
+              + cost)
+    return 0
+
+
+def _capacity_json(design: str, model: str, found: CapacityResult, at: SimResult | None) -> dict[str, Any]:
+    return {"design": design, "time_model": model, "carried": found.carried, "broken_at": found.broken_at,
+            "first_break": dataclasses.asdict(found.first_break) if found.first_break else None,
+            "trials": found.trials, "ai_usd_month": at.ai["usd_month"] if at else None,
+            "platform_usd_month": at.platform["usd_month"] if at else None}
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.capacity:
+        return _capacity(args, settings)
     counts = args.sweep or [args.users]
     hours = args.hours or (3.0 if args.sweep else 24.0)
-    designs = ["upstream", "headroom"] if args.design == "both" else [args.design]
-    jobs = [(d, n) for d in designs for n in counts]
+    designs = _designs(args.design)
+    jobs = [(d, m, n) for m in _models(args.time_model) for d in designs for n in counts]
     results: list[SimResult] = []
     show = sys.stderr.isatty() and not args.json
-    for i, (design, n) in enumerate(jobs):
-        scenario = Scenario(users=n, active_share=args.active_share, hours=hours,
-                            growth_per_week=args.growth_per_week, design=design, seed=args.seed)
+    for i, (design, model, n) in enumerate(jobs):
+        scenario = Scenario(users=n, active_share=args.active_share, hours=hours, growth_per_week=args.growth_per_week,
+                            design=design, seed=args.seed, time_model=model, steady_state=not args.cold)
 
         def progress(f: float, i: int = i, design: str = design, n: int = n) -> None:
             if show:
@@ -140,5 +196,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(_table(results))
     for line in _summary(results):
         print(line)
-    print("* AI $/month is projected from a cache that starts empty: an upper bound, reported, not a limit.")
+    print("* AI and platform $/month at the steady state (caches warmed analytically; --cold starts empty); a "
+          "steady-state budget overrun is a break. Peaks are judged against the upstream's real limit.")
     return 0

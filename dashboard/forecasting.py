@@ -7,9 +7,7 @@ and words it for a tile.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
 
 import streamlit as st
 
@@ -22,16 +20,11 @@ from scaling.capacity.forecast import SeriesForecast, SpendForecast
 from scaling.capacity.readiness import Readiness, assess
 from scaling.capacity.triggers import TRIGGERS, Trigger
 
-__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "capacity_module", "db_limit_crossing", "readiness",
+__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "db_limit_crossing", "readiness",
            "users_forecast"]
 
 TTL_S = 120
 _SNAP_S = 60
-
-
-def capacity_module(name: str) -> ModuleType:
-    """``scaling.capacity.<name>``; an import error is raised, never hidden."""
-    return importlib.import_module(f"scaling.capacity.{name}")
 
 
 @dataclass(frozen=True, slots=True)

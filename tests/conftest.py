@@ -3,6 +3,7 @@ namespace per test session on each real server (so parallel runs never collide).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,21 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_OUR_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_processes() -> Iterator[None]:
+    """Kills any multiprocessing child a test left running and fails that test.
+
+    multiprocessing joins non-daemon children at interpreter exit, so one hung worker would keep
+    pytest alive after its summary until CI's own timeout (it did, once)."""
+    yield
+    strays = multiprocessing.active_children()
+    for proc in strays:
+        proc.kill()
+        proc.join(5)
+    if strays:
+        pytest.fail(f"{len(strays)} child process(es) still running after the test; killed", pytrace=False)
 
 
 @pytest.fixture

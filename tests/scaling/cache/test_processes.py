@@ -31,7 +31,7 @@ def _stampede_worker(url: str, ns: str, barrier: Any, out: Any) -> None:
         return {"answer": 42, "leader": os.getpid()}
 
     async def main() -> list[Any]:
-        barrier.wait()
+        barrier.wait(60)
         tasks = [asyncio.ensure_future(cache.get_or_fetch("f", "k", fetch)) for _ in range(PER_PROC)]
         # Store reads run on threads: wait until every task has read its miss, not for a fixed number of yields.
         while cache.index._pending.get(("f", "misses"), 0) < PER_PROC:
@@ -48,13 +48,15 @@ def _stampede_worker(url: str, ns: str, barrier: Any, out: Any) -> None:
 def test_eight_processes_of_hundred_concurrent_misses_reach_upstream_once(shared_store_url: str,
                                                                         namespace: str) -> None:
     """800 identical concurrent misses from 8 processes make exactly one upstream call; all get its answer."""
-    ctx = mp.get_context("fork")
+    # spawn, not fork: a fork copies whatever locks this process's store threads hold at that moment,
+    # and in one CI run a child inherited one and hung.
+    ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(PROCS), ctx.Queue()
-    procs = [ctx.Process(target=_stampede_worker, args=(shared_store_url, namespace, barrier, out))
+    procs = [ctx.Process(target=_stampede_worker, args=(shared_store_url, namespace, barrier, out), daemon=True)
              for _ in range(PROCS)]
     for p in procs:
         p.start()
-    results = [r for _ in procs for r in out.get(timeout=60)]
+    results = [r for _ in procs for r in out.get(timeout=120)]
     for p in procs:
         p.join(30)
         assert p.exitcode == 0

@@ -99,6 +99,9 @@ def test_virtual_time_agrees_with_real_time_within_20_percent() -> None:
         proc.wait(10)
     virtual = simulate(scenario)
     assert real.cron["runs"] == virtual.cron["runs"]
-    assert real.cron["p50_s"] == pytest.approx(virtual.cron["p50_s"], rel=0.2)
+    # A run with nothing to poll takes 0 s in virtual time and a millisecond or so in real time:
+    # 50 ms absolute slack keeps "within 20%" from failing on that difference alone.
+    for q in ("p50_s", "max_s"):
+        assert real.cron[q] == pytest.approx(virtual.cron[q], rel=0.2, abs=0.05), q
     for name in ("lastfm", "spotify"):
         assert real.upstreams[name]["requests"] == pytest.approx(virtual.upstreams[name]["requests"], rel=0.2), name

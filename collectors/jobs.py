@@ -34,7 +34,7 @@ from scaling.cache import FamilyStats
 from scaling.clock import Clock
 from scaling.errors import StoreError
 from scaling.metrics import logs
-from scaling.metrics.records import CacheStats, HeadroomSample, TableStats, UserCounts
+from scaling.metrics.records import DEFAULT_SOURCE, CacheStats, HeadroomSample, TableStats, UserCounts
 from scaling.metrics.retention import roll_up, roll_up_and_prune
 from scaling.metrics.rollups import AI
 from scaling.metrics.writer import MetricsWriter
@@ -51,6 +51,7 @@ __all__ = [
     "Prewarm",
     "alerts_job",
     "cache_stats_job",
+    "capacity_job",
     "cleanup_job",
     "cost_rollup_job",
     "counter_deltas",
@@ -342,3 +343,35 @@ async def cloudflare_job(ctx: JobContext, *, settings: Settings, store: StateSto
         account = open_account(settings, store, http, clock=ctx.clock)
         report = await collect(account, metrics_engine, now=ctx.clock.now())
     return report.to_dict()
+
+
+# --- capacity ------------------------------------------------------------------------------------
+
+def capacity_job(ctx: JobContext, *, settings: Settings, metrics_engine: Engine, design: str = "headroom",
+                 time_model: str = "documented", trial_hours: float = 2.0, ceiling: int = 20_000,
+                 simulator: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Find how many users ``design`` carries (a bisection in virtual time) and store the answer.
+
+    The inputs are calibrated from the metrics DB's production data when there is any
+    (`scaling.capacity.calibration`, the week before now); each trial checks the run's
+    deadline first, so an overrunning search ends between trials.
+
+    Args:
+        simulator: runs one scenario (default: `scaling.capacity.simulate.simulate`).
+    """
+    from scaling.capacity.calibration import calibrate
+    from scaling.capacity.capacity_results import search_capacity, write_capacity
+    from scaling.capacity.simulate import Scenario
+
+    base = Scenario(users=1, hours=trial_hours, design=design, time_model=time_model)
+    calibration = calibrate(metrics_engine, now=ctx.clock.now(), defaults=base)
+    ctx.check()
+    search = search_capacity(base, settings=settings, calibration=calibration, ceiling=ceiling, check=ctx.check,
+                             simulator=simulator)
+    record = search.record(computed_at=ctx.clock.now(), source=DEFAULT_SOURCE)
+    write_capacity(metrics_engine, record)
+    return {"design": record.design, "time_model": record.time_model, "active_share": record.active_share,
+            "users_carried": record.users_carried, "broken_at": record.broken_at,
+            "first_break": record.first_break_limit, "monthly_cost_usd": record.monthly_cost_usd,
+            "trials": dict(record.trials), "calibrated": [i.name for i in calibration.inputs if i.from_data],
+            "search_wall_s": record.wall_s}

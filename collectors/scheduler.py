@@ -51,7 +51,9 @@ log = logging.getLogger("headroom.collectors")
 DEFAULT_JOBS: tuple[str, ...] = ("prewarm", "cleanup", "headroom", "db_stats", "cache_stats", "cost_rollup",
                                  "retention", "alerts")
 #: Jobs that run only when named (``--jobs heartbeat``), with their default interval.
-EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0, "cloudflare": 300.0}
+EXTRA_JOBS: Mapping[str, float] = {"heartbeat": 60.0, "cloudflare": 300.0, "capacity": 86400.0}
+#: The capacity search runs the simulator for minutes, not a cron's 30 s.
+CAPACITY_DEADLINE_S = 1800.0
 #: Intervals below this are refused: slots are keyed to the millisecond.
 MIN_INTERVAL_S = 0.05
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -203,6 +205,9 @@ def job_specs(settings: Settings, res: Resources, *, names: Iterable[str] = DEFA
         if name == "cloudflare":
             return functools.partial(jobs.cloudflare_job, settings=settings, store=res.store,
                                      metrics_engine=res.metrics_engine)
+        if name == "capacity":
+            return functools.partial(jobs.capacity_job, settings=settings, metrics_engine=res.metrics_engine,
+                                     design=settings.capacity_design, time_model=settings.capacity_time_model)
         if name == "alerts":
             return functools.partial(jobs.alerts_job, rules=rules, evidence=evidence, writer=res.writer,
                                      store=res.store, notifier=res.notifier, every_s=timings[name].interval_s)
@@ -217,6 +222,8 @@ def _job_names(settings: Settings, names: Iterable[str]) -> list[str]:
     if (settings.cloudflare_api_token and settings.cloudflare_account_id and set(DEFAULT_JOBS) <= set(out)
             and "cloudflare" not in out):
         out.append("cloudflare")  # the default set, with a Cloudflare account configured
+    if set(DEFAULT_JOBS) <= set(out) and "capacity" not in out:
+        out.append("capacity")  # the default set: the Overview's capacity figure, daily
     unknown = [n for n in out if n not in DEFAULT_JOBS and n not in EXTRA_JOBS]
     if unknown:
         raise ValueError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join([*DEFAULT_JOBS, *EXTRA_JOBS])}")
@@ -234,7 +241,7 @@ def _timings(settings: Settings, names: list[str], scale: float,
         if interval < MIN_INTERVAL_S:
             raise ValueError(f"job {name}: interval {interval:g}s is under the minimum of {MIN_INTERVAL_S:g}s")
         # A run ends before the next slot starts: the Worker's 30 s, or the interval if shorter.
-        deadline = min(settings.cron_deadline_s, interval)
+        deadline = min(CAPACITY_DEADLINE_S if name == "capacity" else settings.cron_deadline_s, interval)
         timings[name] = alerts.JobTiming(interval_s=interval, deadline_s=deadline, grace_s=interval / 2)
     return timings
 

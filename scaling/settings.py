@@ -201,6 +201,9 @@ class Settings:
     cloudflare_d1_database_id: str | None = None
     cloudflare_kv_namespace_id: str | None = None
     platform_monthly_budget_usd: float | None = 25.0
+    #: The design and cron-time model the collectors' daily capacity search runs (`scaling.capacity`).
+    capacity_design: str = "headroom"
+    capacity_time_model: str = "documented"
 
     def upstream(self, name: str) -> UpstreamSettings:
         if not self.upstreams:
@@ -279,7 +282,7 @@ class Settings:
         intervals = {}
         for job, default in (("prewarm", 300.0), ("cleanup", 3600.0), ("headroom", 60.0), ("db_stats", 900.0),
                              ("cache_stats", 900.0), ("cost_rollup", 3600.0), ("retention", 86400.0),
-                             ("alerts", 60.0), ("cloudflare", 300.0)):
+                             ("alerts", 60.0), ("cloudflare", 300.0), ("capacity", 86400.0)):
             intervals[job] = r.number(f"HEADROOM_{job.upper()}_INTERVAL_S", default, minimum=1.0,
                                       maximum=MAX_PERIOD_S) or default
 
@@ -312,6 +315,9 @@ class Settings:
             cloudflare_api_token=cf.token, cloudflare_account_id=cf.account_id,
             cloudflare_script_name=cf.script_name, cloudflare_d1_database_id=cf.d1_database_id,
             cloudflare_kv_namespace_id=cf.kv_namespace_id, platform_monthly_budget_usd=cf.monthly_budget_usd,
+            capacity_design=r.choice("HEADROOM_CAPACITY_DESIGN", "headroom",
+                                     ("headroom", "cron5m", "cron1m", "queues", "upstream")),
+            capacity_time_model=r.choice("HEADROOM_CAPACITY_TIME_MODEL", "documented", ("plan", "documented")),
             **secrets,
         )
 

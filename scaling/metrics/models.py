@@ -43,6 +43,7 @@ __all__ = [
     "ALERT_EVENTS",
     "CACHE_HOURLY",
     "CACHE_STATS",
+    "CAPACITY_RESULTS",
     "CLOUDFLARE_CRON_RUNS",
     "CLOUDFLARE_D1_DATABASES",
     "CLOUDFLARE_USAGE",
@@ -325,4 +326,29 @@ CLOUDFLARE_WATERMARKS = Table(
     # Everything before pulled_until has been pulled at least once; the next run re-pulls an overlap.
     Column("pulled_until", Double(), nullable=False),
     Column("updated_at", Double(), nullable=False),
+)
+
+# --- capacity (`scaling.capacity.capacity_results`): one row per capacity search ----------------------
+# A bisection takes minutes, so the collectors' daily job (or ``simulate --capacity``) stores its answer
+# and the Overview reads the newest row.
+
+CAPACITY_RESULTS = Table(
+    "capacity_results", metadata,
+    _id(),
+    Column("computed_at", Double(), nullable=False),
+    _source(),
+    Column("design", Text(), nullable=False),
+    Column("time_model", Text(), nullable=False),
+    Column("active_share", Double(), nullable=False),
+    Column("users_carried", BigInteger(), nullable=False),
+    Column("broken_at", BigInteger(), nullable=True),        # the next size tried, where first_break broke
+    Column("first_break_limit", Text(), nullable=True),      # None: nothing broke up to the search's ceiling
+    Column("first_break_detail", Text(), nullable=True),
+    Column("ai_usd_month", Double(), nullable=True),         # steady state, at users_carried
+    Column("platform_usd_month", Double(), nullable=True),
+    Column("trial_hours", Double(), nullable=False),
+    Column("wall_s", Double(), nullable=False, server_default=text("0")),
+    Column("trials", Text(), nullable=False, server_default=text("'{}'")),      # JSON: users -> limit or null
+    Column("provenance", Text(), nullable=False, server_default=text("'{}'")),  # JSON: input -> where from
+    Index(None, "computed_at"),
 )

@@ -12,6 +12,7 @@ report costs`` both call it, so their totals cannot differ.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,13 +24,13 @@ from sqlalchemy.engine import Connection
 from scaling.metrics import models as m
 from scaling.metrics.buckets import HOUR, MAX_POINTS, bucket_start, choose_bucket, epoch, points
 from scaling.metrics.db import translate_errors
-from scaling.metrics.records import UserCounts
+from scaling.metrics.records import CapacityRecord, UserCounts
 from scaling.metrics.rollups import AI, CACHE, HEADROOM, WORKER, Rollup, distinct_sources
 
 __all__ = [
     "D1_LIMIT_BYTES", "ai_cost_by", "alerts", "cache_series", "cache_summary", "cron_summary", "db_growth",
-    "headroom_series", "job_runs", "latest_db_stats", "latest_headroom", "latest_user_counts", "limiter_totals",
-    "recent_runs", "rolled_totals", "user_count_series", "worker_series",
+    "headroom_series", "job_runs", "latest_capacity", "latest_db_stats", "latest_headroom", "latest_user_counts",
+    "limiter_totals", "recent_runs", "rolled_totals", "user_count_series", "worker_series",
 ]
 
 Time = float | int | datetime
@@ -430,6 +431,37 @@ def worker_series(engine: Engine, since: Time, until: Time, *, source: str | Non
     df["wall_ms_avg"] = df.pop("wall_ms_sum") / events
     df["cpu_ms_avg"] = df.pop("cpu_ms_sum") / events
     return df
+
+
+# --- capacity ------------------------------------------------------------------------------------------
+
+def latest_capacity(engine: Engine, *, design: str | None = None, source: str | None = None) -> CapacityRecord | None:
+    """The newest stored capacity search (of ``design`` / ``source``, or any), or None if none ran yet."""
+    t = m.CAPACITY_RESULTS
+    stmt = (select(t).where(*_equal(t, {"design": design, "source": source}))
+            .order_by(t.c.computed_at.desc(), t.c.id.desc()).limit(1))
+    with translate_errors(engine, "read capacity results"), engine.connect() as conn:
+        row = conn.execute(stmt).mappings().first()
+    if row is None:
+        return None
+
+    def _json(text: Any) -> dict[str, Any]:
+        try:
+            value = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    return CapacityRecord(
+        design=str(row["design"]), time_model=str(row["time_model"]), active_share=float(row["active_share"]),
+        users_carried=int(row["users_carried"]),
+        broken_at=None if row["broken_at"] is None else int(row["broken_at"]),
+        first_break_limit=row["first_break_limit"], first_break_detail=row["first_break_detail"],
+        ai_usd_month=None if row["ai_usd_month"] is None else float(row["ai_usd_month"]),
+        platform_usd_month=None if row["platform_usd_month"] is None else float(row["platform_usd_month"]),
+        trial_hours=float(row["trial_hours"]), wall_s=float(row["wall_s"]), trials=_json(row["trials"]),
+        provenance={str(k): str(v) for k, v in _json(row["provenance"]).items()},
+        computed_at=float(row["computed_at"]), source=str(row["source"]))
 
 
 # --- alerts --------------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
-    "AiUsage", "AlertEvent", "CacheStats", "HeadroomSample", "JobRun", "MetricRecord", "TableStats", "UserCounts",
-    "WorkerEvent",
+    "AiUsage", "AlertEvent", "CacheStats", "CapacityRecord", "HeadroomSample", "JobRun", "MetricRecord", "TableStats",
+    "UserCounts", "WorkerEvent",
 ]
 
 DEFAULT_SOURCE = "collectors"
@@ -227,6 +227,42 @@ class WorkerEvent:
 
     def __post_init__(self) -> None:
         _check(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityRecord:
+    """One capacity search's answer (`scaling.capacity.capacity_results`): how many users a design carries.
+
+    ``first_break_limit`` None means nothing broke up to the search's ceiling. Costs are the
+    steady-state monthly AI and platform spend of the run at ``users_carried`` (None if unknown).
+    ``provenance`` says where each simulator input came from (data or a default).
+    """
+
+    design: str
+    time_model: str
+    active_share: float
+    users_carried: int
+    broken_at: int | None = None
+    first_break_limit: str | None = None
+    first_break_detail: str | None = None
+    ai_usd_month: float | None = None
+    platform_usd_month: float | None = None
+    trial_hours: float = 0.0
+    wall_s: float = 0.0
+    trials: Mapping[str, str | None] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    computed_at: float | None = None
+    source: str = DEFAULT_SOURCE
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def monthly_cost_usd(self) -> float | None:
+        """AI plus platform spend a month at ``users_carried``, when both are known."""
+        if self.ai_usd_month is None or self.platform_usd_month is None:
+            return None
+        return self.ai_usd_month + self.platform_usd_month
 
 
 MetricRecord = HeadroomSample | TableStats | CacheStats | AiUsage | UserCounts | WorkerEvent

@@ -36,13 +36,15 @@ def res(settings: Settings, clock: VirtualClock) -> Iterator[Resources]:
 
 
 def test_default_jobs_use_the_configured_intervals(settings: Settings, res: Resources) -> None:
-    """Prewarm 5 min, cleanup hourly, headroom every minute, stats every 15 min, rollups hourly, retention daily."""
+    """Prewarm 5 min, cleanup hourly, headroom every minute, stats every 15 min, rollups hourly, retention and
+    the capacity search daily (the search with 30 minutes to run, the others a cron's 30 s)."""
     specs = {s.name: s for s in job_specs(settings, res)}
-    assert list(specs) == list(DEFAULT_JOBS)
+    assert list(specs) == [*DEFAULT_JOBS, "capacity"]
     assert {n: s.interval_s for n, s in specs.items()} == {
         "prewarm": 300, "cleanup": 3600, "headroom": 60, "db_stats": 900, "cache_stats": 900,
-        "cost_rollup": 3600, "retention": 86400, "alerts": 60}
-    assert all(s.deadline_s == 30 and s.grace_s == s.interval_s / 2 for s in specs.values())
+        "cost_rollup": 3600, "retention": 86400, "alerts": 60, "capacity": 86400}
+    assert all(s.deadline_s == (1800 if n == "capacity" else 30) and s.grace_s == s.interval_s / 2
+               for n, s in specs.items())
 
 
 def test_scale_and_overrides(settings: Settings, res: Resources) -> None:

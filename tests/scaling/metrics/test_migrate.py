@@ -16,7 +16,7 @@ from scaling.metrics.models import metadata
 def test_upgrade_applies_every_revision_then_nothing(blank_url: str) -> None:
     """The first upgrade applies every revision in order; a rerun applies nothing and reports it."""
     assert upgrade(blank_url) == ["0001_metrics_initial", "0002_ingested_events", "0003_source_ts_indexes",
-                                  "0004_cloudflare_usage"]
+                                  "0004_cloudflare_usage", "0005_capacity_results"]
     assert upgrade(blank_url) == []
     engine = open_metrics_db(blank_url)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,11 +66,11 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, _template: Path) -> I
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _capture() -> bytes:
+def _capture(t0: float = T0) -> bytes:
     """Three days of a Worker: an hourly cron whose CPU is 2 ms + 0.8 ms per polled user, and 5 views/user/day."""
     lines = []
     for i in range(72):
-        at = (T0 + i * 3600) * 1000
+        at = (t0 + i * 3600) * 1000
         polled = 20 + (i % 10) * 4
         metrics = json.dumps({"userCount": USERS, "activeUserCount": ACTIVE, "polled": polled})
         lines.append({"outcome": "ok", "scriptName": "listentomore", "exceptions": [], "eventTimestamp": at,
@@ -78,15 +79,15 @@ def _capture() -> bytes:
                                                               "timestamp": at + 1}]})
     fetches = int(VIEWS * USERS * 3)
     for j in range(fetches):
-        at = (T0 + 30 + j * (3 * DAY - 60) / fetches) * 1000
+        at = (t0 + 30 + j * (3 * DAY - 60) / fetches) * 1000
         lines.append({"outcome": "ok", "scriptName": "listentomore", "exceptions": [], "logs": [],
                       "eventTimestamp": at, "wallTime": 40, "cpuTime": 3,
                       "event": {"request": {"url": f"https://listentomore.com/album/{j}", "method": "GET"}}})
     return "\n".join(json.dumps(x) for x in lines).encode()
 
 
-def _ingest(engine: Engine) -> None:
-    summary = ingest_tail(io.BytesIO(_capture()), mapper=TailMapper(source="worker", clock=VirtualClock()),
+def _ingest(engine: Engine, t0: float = T0) -> None:
+    summary = ingest_tail(io.BytesIO(_capture(t0)), mapper=TailMapper(source="worker", clock=VirtualClock()),
                           writer=LedgerWriter(engine, source="worker"))
     assert summary.events == 72 + int(VIEWS * USERS * 3) and summary.skipped == 0
 
@@ -152,3 +153,36 @@ def test_without_data_every_input_is_a_labelled_default(engine: Engine) -> None:
     sc = Scenario(users=100, active_share=0.05)
     assert cal.apply(sc) == sc
     assert cal.cpu == DEFAULT_CPU_MODEL
+
+
+@pytest.mark.sqlite
+def test_cli_calibrate_feeds_the_simulation_and_the_stored_capacity(
+        tmp_path: Path, _template: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`simulate --calibrate` runs with the data's inputs; `--capacity` stores its answer with their provenance."""
+    from scaling.cli import main
+    from scaling.metrics.queries import latest_capacity
+
+    shutil.copyfile(_template, tmp_path / "metrics.db")
+    url = f"sqlite:///{tmp_path}/metrics.db"
+    engine = open_metrics_db(url)
+    try:
+        _ingest(engine, t0=time.time() - 4 * DAY)
+        monkeypatch.setenv("HEADROOM_METRICS_DB_URL", url)
+        assert main(["simulate", "--users", "5", "--hours", "0.05", "--calibrate", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        scenario = out["results"][0]["scenario"]
+        assert scenario["active_share"] == pytest.approx(ACTIVE / USERS)
+        assert scenario["views_per_user_day"] == pytest.approx(VIEWS / (1 + 3 * ACTIVE / USERS), rel=0.01)
+        assert scenario["cpu"]["source"].startswith("fitted")
+        assert [i["from_data"] for i in out["calibration"]["inputs"]] == [True] * 4
+
+        assert main(["simulate", "--capacity", "--design", "upstream", "--hours", "0.1", "--calibrate"]) == 0
+        text = capsys.readouterr().out
+        assert "active share" in text and "recorded in the metrics DB" in text
+        rec = latest_capacity(engine)
+        assert rec is not None and rec.source == "cli" and rec.design == "upstream"
+        assert rec.active_share == pytest.approx(ACTIVE / USERS)
+        assert rec.provenance["active share"].startswith("from 72 user-count samples (worker)")
+        assert f"≈ {rec.users_carried:,} users; then {rec.first_break_limit} breaks" in text
+    finally:
+        engine.dispose()

@@ -9,11 +9,13 @@ import math
 import pandas as pd
 import streamlit as st
 
+from dashboard import capacity as planner
 from dashboard import data
 from dashboard import formatting as fmt
 from dashboard.charts import Threshold, bar_chart
 from dashboard.services import services
 from scaling.capacity.breaks import Break
+from scaling.capacity.calibration import Calibration
 from scaling.capacity.capacity_search import find_capacity
 from scaling.capacity.designs import DESIGNS
 from scaling.capacity.platform_limits import LIMITS
@@ -54,6 +56,21 @@ def _limits_note() -> None:
                      hide_index=True, width="stretch")
         for design in DESIGNS.values():
             st.markdown(f"**{design.name}** ({design.label}): {' '.join((type(design).__doc__ or '').split())}")
+
+
+def _calibration() -> Calibration | None:
+    """The inputs production data gives (page views, active share, cron CPU), shown as a table."""
+    svc = services()
+    try:
+        cal = planner.calibration(svc, svc.clock.now())
+    except ScalingError as err:
+        st.caption(f"Inputs: the planner's defaults (the metrics DB cannot be read: {fmt.plain(err)}).")
+        return None
+    st.subheader("Inputs")
+    st.caption("Where production data exists (ingested `wrangler tail` events, the Cloudflare collector; the last "
+               "7 days of the metrics DB), these inputs come from it; the rest are the planner's stated defaults.")
+    st.dataframe(planner.calibration_table(cal), hide_index=True, width="stretch")
+    return cal
 
 
 def _verdict(result: SimResult, label: str) -> None:
@@ -123,6 +140,7 @@ def _sweep_table(results: list[SimResult]) -> None:
 
 
 _limits_note()
+calibrated = _calibration()
 with st.form("scenario"):
     left, middle, right = st.columns(3)
     users = left.number_input("Users", min_value=1, max_value=20000, value=_defaults(), step=10)
@@ -134,6 +152,11 @@ with st.form("scenario"):
     sweep_text = left.text_input("Sweep user counts (optional)", "", help="e.g. 100,300,1000: the CLI's --sweep")
     seed = middle.number_input("Seed", min_value=0, value=0, step=1)
     capacity = right.checkbox("Find capacity (bisection; minutes per design)", help="the CLI's --capacity")
+    use_data = left.checkbox("Use production data for the inputs above that have it",
+                             value=calibrated is not None and calibrated.from_data,
+                             disabled=calibrated is None or not calibrated.from_data,
+                             help="the CLI's --calibrate: page views per user, the active share (over the slider) "
+                                  "and cron CPU from the Inputs table where it says 'data'")
     go = st.form_submit_button("Run simulation", type="primary")
 
 if go:
@@ -141,6 +164,8 @@ if go:
         counts = [int(p) for p in sweep_text.split(",") if p.strip()] or [int(users)]
         base = Scenario(users=1, hours=float(hours), growth_per_week=growth / 100, active_share=float(active),
                         seed=int(seed))
+        if use_data and calibrated is not None:
+            base = calibrated.apply(base)
         jobs = [(d, m, n) for m in models for d in designs for n in counts]
         bar = st.progress(0.0, text="simulating…")
         results = []

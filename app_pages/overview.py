@@ -128,7 +128,8 @@ def body(at: float, window: Window) -> None:
     for source, readiness in views.items():
         if readiness is not None:
             _phase_header(readiness, f"{source}: " if len(views) > 1 else "")
-    # (the planner's "this design carries ≈ N users; then X breaks" block goes here)
+    from dashboard import capacity  # the planner's "this design carries ≈ N users; then X breaks"
+    capacity.overview_block(svc, at, v.source)
     first = next((r for r in views.values() if r is not None), None)
     _users(window, at, first)
     for source, readiness in views.items():

@@ -302,7 +302,8 @@ def _cpu(engine: Engine, since: float, until: float, tail_source: str,
          cpu: CpuModel) -> tuple[Input, Input, CpuModel]:
     default_user = cpu.per_fetch_ms + cpu.per_user_ms + KV_PER_POLLED_USER * cpu.per_kv_ms
     run_default = Input("CPU ms per cron run", None, False,
-                        f"default: the per-operation model ({cpu.source}) sums each run's operations")
+                        "default: the per-operation CPU model sums each run's operations "
+                        "(scaling/capacity/cpu_model.py)")
     user_default = Input("CPU ms per user polled", round(default_user, 3), False,
                          f"default: one fetch {cpu.per_fetch_ms:g} + user {cpu.per_user_ms:g} + "
                          f"{KV_PER_POLLED_USER} store calls × {cpu.per_kv_ms:g} ms (scaling/capacity/cpu_model.py)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,7 @@ def _downgrade(engine: Engine, revision: str) -> None:
         conn.commit()
 
 
-def planted(hours: float = 0.05) -> tuple[dict[int, SimResult], object]:
+def planted(hours: float = 0.05) -> tuple[dict[int, SimResult], Callable[[Scenario], SimResult]]:
     """A real (short) simulation at each size, plus a stubbed limit that breaks above `PLANTED` users."""
     seen: dict[int, SimResult] = {}
 
@@ -79,7 +79,7 @@ def planted(hours: float = 0.05) -> tuple[dict[int, SimResult], object]:
 def searched() -> tuple[dict[int, SimResult], CapacitySearch]:
     """One search with the planted limit (the backend does not matter to it; it runs once)."""
     runs, run = planted()
-    return runs, search_capacity(Scenario(users=1, hours=0.05), simulator=run, start=100)  # type: ignore[arg-type]
+    return runs, search_capacity(Scenario(users=1, hours=0.05), simulator=run, start=100)
 
 
 def test_migration_0005_upgrades_and_downgrades(blank_url: str) -> None:

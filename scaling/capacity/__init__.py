@@ -8,4 +8,6 @@ Modules (import them directly; nothing heavy is imported here):
 - `scaling.capacity.cron_model`: Little's law for the prewarm cron (duration at N users, users that fit).
 - `scaling.capacity.evidence`: what the metrics DB says about each plan item, as plain numbers.
 - `scaling.capacity.readiness`: the rules, and `assess(evidence, settings=...)` → each item's status.
+- `scaling.capacity.calibration`: the simulator's inputs from production data, each with its provenance.
+- `scaling.capacity.capacity_results`: a capacity search run and stored for the Overview.
 """

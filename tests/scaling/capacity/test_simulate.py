@@ -78,8 +78,12 @@ def test_cli_rejects_bad_arguments_in_one_line(args: list[str], message: str) ->
 
 @pytest.mark.e2e
 def test_virtual_time_agrees_with_real_time_within_20_percent() -> None:
-    """20 users, a cron every 10 s, 40 s: real time against a sandbox on a port and virtual time
-    in-process agree within 20% on cron duration and requests per upstream."""
+    """20 users, a cron every 15 s (a 5 s deadline), 40 s: real time against a sandbox on a port and virtual time
+    in-process agree within 20% on cron duration and requests per upstream.
+
+    A cold start (no steady-state warm-up): every user is stale, so the first run polls all 20
+    through Last.fm and Spotify with the sandbox's 0.15-0.4 s latency, and later runs poll the
+    active ones; the warm-up's 120 s wait for the limiter windows would also be real time here."""
     proc = subprocess.Popen([sys.executable, "-m", "scaling", "sandbox", "--port", "0", "--listeners", "20",
                              "--active-share", "0.1", "--latency", "0.15-0.4", "--seed", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,16 +96,20 @@ def test_virtual_time_agrees_with_real_time_within_20_percent() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        scenario = Scenario(users=20, hours=40 / 3600, cron_interval_s=10.0, seed=0)
+        scenario = Scenario(users=20, hours=40 / 3600, cron_interval_s=15.0, steady_state=False, seed=0)
+        started = time.perf_counter()
         real = simulate(scenario, clock=SystemClock(), base_url=url)
+        real_wall = time.perf_counter() - started
     finally:
         proc.terminate()
         proc.wait(10)
     virtual = simulate(scenario)
-    assert real.cron["runs"] == virtual.cron["runs"]
-    # A run with nothing to poll takes 0 s in virtual time and a millisecond or so in real time:
-    # 50 ms absolute slack keeps "within 20%" from failing on that difference alone.
+    assert real_wall < 40 + 15  # the real-time run ends at its end (plus in-flight pages), not minutes later
+    assert real.cron["runs"] == virtual.cron["runs"] == 3
+    assert virtual.upstreams["lastfm"]["requests"] >= 20 and virtual.cron["max_s"] >= 1.0  # real work
+    # Real time adds the service layer's own CPU and the loopback HTTP round trips to each run:
+    # 0.25 s absolute slack keeps "within 20%" from failing on that overhead alone.
     for q in ("p50_s", "max_s"):
-        assert real.cron[q] == pytest.approx(virtual.cron[q], rel=0.2, abs=0.05), q
+        assert real.cron[q] == pytest.approx(virtual.cron[q], rel=0.2, abs=0.25), q
     for name in ("lastfm", "spotify"):
         assert real.upstreams[name]["requests"] == pytest.approx(virtual.upstreams[name]["requests"], rel=0.2), name

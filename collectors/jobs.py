@@ -26,7 +26,7 @@ import httpx
 from sqlalchemy import Engine, func, inspect, literal, select
 
 from collectors import alerts, webhook
-from collectors.runs import DeadlineExceeded, JobContext, close_abandoned
+from collectors.runs import DeadlineExceeded, JobContext, JobFailed, close_abandoned
 from scaling.appdb.cleanup import BatchInfo, Retention, run_cleanup
 from scaling.appdb.models import metadata as app_metadata
 from scaling.appdb.stats import database_stats
@@ -288,6 +288,9 @@ async def prewarm_job(ctx: JobContext, *, settings: Settings, store: StateStore,
     if settings.cron_deadline_s > deadline:
         settings = dataclasses.replace(settings, cron_deadline_s=deadline)
     report = await prewarm(settings, clock=ctx.clock, store=store, services=services)
+    failure = report.failure()
+    if failure:  # e.g. 74 of 74 with CircuitOpen must not read as "ok" on the Cron page
+        raise JobFailed(failure, dict(report.as_dict()))
     return dict(report.as_dict())
 
 

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from collectors.loop import AsyncRunner
 
 __all__ = [
-    "DeadlineExceeded", "Interrupted", "JobContext", "JobFn", "RunOutcome", "RunPlace", "SkipRun", "SlotTiming",
-    "close_abandoned", "lease_key", "run_job", "slot_of",
+    "DeadlineExceeded", "Interrupted", "JobContext", "JobFailed", "JobFn", "RunOutcome", "RunPlace", "SkipRun",
+    "SlotTiming", "close_abandoned", "lease_key", "run_job", "slot_of",
 ]
 
 log = logging.getLogger("headroom.collectors")
@@ -67,6 +67,15 @@ JobFn = Callable[["JobContext"], Any]
 
 class SkipRun(Exception):
     """Raised by a job that has nothing to do now; recorded as ``skipped`` with its message."""
+
+
+class JobFailed(Exception):
+    """Raised by a job that ran to the end but achieved nothing (e.g. every user failed):
+    recorded as ``failed`` with its message, and with its report kept as evidence."""
+
+    def __init__(self, message: str, report: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class DeadlineExceeded(Exception):
@@ -258,6 +267,9 @@ def _attempt(fn: JobFn, ctx: JobContext, deadline_s: float,
         return "ok", None, report
     except SkipRun as exc:
         return "skipped", str(exc) or "skipped", None
+    except JobFailed as exc:
+        log.warning("collector job %s (slot %.3f) failed: %s", ctx.job, ctx.scheduled_at, exc)
+        return "failed", " ".join(str(exc).split()), exc.report
     except DeadlineExceeded as exc:
         return "timed_out", f"timed out: {exc}", None
     except Interrupted as exc:

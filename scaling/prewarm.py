@@ -142,6 +142,15 @@ class PrewarmReport:
     oldest_inactive_age_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
+    def failure(self) -> str | None:
+        """Why this run counts as failed, or None. Failed means nothing was refreshed and at
+        least one user failed: a run that refreshed anyone did its job (the rest keep their
+        last good entry), and a run with nothing due did not fail."""
+        if self.refreshed or not self.failed:
+            return None
+        causes = ", ".join(f"{k} x{v}" for k, v in self.errors.items()) or "errors"
+        return f"0 of {self.users_total} users refreshed, {self.failed} failed ({causes})"
+
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["skipped_users"] = self.skipped_users[:20]  # a sample; the count is in "skipped"

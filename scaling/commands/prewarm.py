@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
+from urllib.parse import urlsplit
 
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import not_at_head
@@ -35,11 +37,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the run report as one JSON object")
 
 
+def unreachable(base_url: str, *, timeout_s: float = 2.0) -> str | None:
+    """Why nothing listens at ``base_url``'s host and port, or None if a TCP connection opens.
+
+    A preflight rather than a breaker scoped by URL: a one-off run pointed at a stopped
+    sandbox or a mistyped URL would otherwise fail every user through the limiter and
+    breaker, whose state lives in the store the running collectors share, and open their
+    breaker. Refusing before the first call keeps the shared state untouched and names
+    the real cause (a connection failure), not "CircuitOpen x 74"."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        return str(exc)
+    if not parts.hostname:
+        return "no host in the URL"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     problem = not_at_head(settings.app_db_url)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    lastfm = settings.upstream("lastfm").base_url
+    reason = unreachable(lastfm)
+    if reason:
+        print(f"error: cannot reach lastfm at {lastfm} ({reason})", file=sys.stderr)
+        return 3
     deadline = args.deadline or settings.cron_deadline_s
     config = PrewarmConfig(deadline_s=deadline, interval_s=settings.prewarm_interval_s,
                            active_window_s=settings.prewarm_active_window_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -363,3 +364,27 @@ def test_async_jobs_share_one_loop_thread_and_stop_interrupts_them(writer: Metri
     assert (a.outcome, b.outcome, loops[0] is loops[1]) == ("ok", "ok", True)
     assert c.outcome == "failed" and (c.error or "").startswith("interrupted")
     assert runner.loop.is_closed()
+
+
+def test_a_prewarm_where_every_user_failed_is_recorded_failed_with_its_report(
+        engine: Engine, writer: MetricsWriter, store: StateStore, clock: VirtualClock) -> None:
+    """74 of 74 users failing with CircuitOpen is a failed run on the Cron page, not "ok"; a run that
+    refreshed anyone is ok (the rest keep their last good entry)."""
+    import functools
+
+    from collectors import jobs
+    from scaling.prewarm import PrewarmReport
+    from scaling.settings import Settings
+
+    def prewarm_of(refreshed: int, failed: int) -> Any:
+        async def fake(settings: Settings, *, clock: Any, store: StateStore, services: Any = None) -> PrewarmReport:
+            return PrewarmReport(started_at=clock.now(), users_total=74, polled=74, refreshed=refreshed,
+                                 failed=failed, errors={"CircuitOpen": failed} if failed else {})
+        return functools.partial(jobs.prewarm_job, settings=Settings.defaults(), store=store, prewarm=fake)
+
+    all_failed = _run("prewarm", clock.now(), prewarm_of(0, 74), writer, store, clock)
+    some_failed = _run("prewarm", clock.now() + 300, prewarm_of(1, 73), writer, store, clock)
+    assert (all_failed.outcome, some_failed.outcome) == ("failed", "ok")
+    row = _runs(engine)[0]
+    assert row["error"] == "0 of 74 users refreshed, 74 failed (CircuitOpen x74)"
+    assert json.loads(row["report"])["errors"] == {"CircuitOpen": 74}  # the evidence is kept

@@ -10,9 +10,12 @@ import pytest
 from scaling.capacity.breaks import Break
 from scaling.capacity.capacity_search import find_capacity
 from scaling.capacity.cpu_model import CpuModel
+from scaling.capacity.measure import Freshness
+from scaling.capacity.metering import Meter, MeteredStore
 from scaling.capacity.platform_limits import TimeModel, cron_cpu_limit_s, limits_for
 from scaling.capacity.simulate import Scenario, simulate
 from scaling.capacity.steady_state import hit_probability
+from scaling.prewarm import ENTRY_KEY, Listen
 from scaling.settings import Settings
 
 
@@ -98,3 +101,25 @@ def test_bisection_reports_a_design_that_breaks_at_once_and_one_that_never_does(
     assert find_capacity(lambda n: Break("x", "", 1), start=10).carried == 0
     never = find_capacity(lambda n: None, start=10, ceiling=80)
     assert never.carried == 80 and never.first_break is None
+
+
+def test_freshness_probe_sees_a_refreshed_entry_and_agrees_with_decoding_every_time() -> None:
+    """The probe decodes an entry only when it changed; its ages equal decoding every entry each time."""
+    store = MeteredStore(Meter())
+    users = ["a", "b"]
+    probe_memo, probe_fresh = (Freshness(store, None, Settings.defaults()) for _ in range(2))
+
+    def put(user: str, fetched_at: float, played_at: float) -> None:
+        listen = Listen(user, "x", "y", "z", None, played_at, False, fetched_at)
+        store.set(ENTRY_KEY.format(username=user), listen.to_json(), now=fetched_at)
+
+    put("a", 0.0, 0.0)
+    put("b", 0.0, -9000.0)  # inactive (no listen in two hours)
+    probe_memo.probe(600.0, users)
+    put("a", 900.0, 850.0)  # refreshed between probes
+    for now in (1200.0, 1500.0):
+        probe_memo.probe(now, users)
+        probe_fresh._seen.clear()
+        probe_fresh.probe(now, users)
+    assert probe_memo.probes[1:] == probe_fresh.probes
+    assert probe_memo.probes[1] == (1200.0, 300.0, 0, 1200.0, 0)  # a's new age, not the first probe's 600 s

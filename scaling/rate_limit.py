@@ -290,7 +290,7 @@ class RateLimiter:
 
     def _warn(self, reason: str, now: float, used: float, wait: float, cooldown_until: float) -> None:
         """One ``[RATE_LIMIT_WARNING]`` per period across every process, in the metrics
-        writer's format (`scaling.metrics.logs.log_rate_limit_warning`) plus why."""
+        writer's format and keys (`scaling.metrics.logs.log_rate_limit_warning`)."""
         # Once per window, but at most once a minute: a 1 s Last.fm window would otherwise
         # log every second of an overloaded cron.
         period = max(self.requests.window, 60.0)
@@ -306,7 +306,8 @@ class RateLimiter:
             "timestamp": _iso(now), "service": self.upstream, "key": self.key, "used": round(used, 1),
             "limit": self.requests.limit, "utilisation": round(used / self.requests.limit, 4),
             "inCooldown": cooldown_until > now, "cooldownUntil": _iso(cooldown_until) if cooldown_until > now else None,
-            "reason": reason, "waitS": round(wait, 3), "windowS": self.requests.window, "source": "limiter"},
+            "reason": reason, "waitS": round(wait, 3), "upstream429": int(reason == "throttled"), "rejected": 0,
+            "source": "limiter"},
             separators=(",", ":")))
 
     async def _cooldown_until(self, now: float) -> float:

@@ -90,14 +90,16 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]] | None:
     return (match.group(1), payload) if isinstance(payload, dict) else None
 
 
-def log_rate_limit_warning(sample: Any, *, now: float) -> str:
-    """``[RATE_LIMIT_WARNING]`` for a `HeadroomSample` near its limit, in cooldown or that saw 429s."""
+def log_rate_limit_warning(sample: Any, *, now: float, reason: str) -> str:
+    """``[RATE_LIMIT_WARNING]`` for a `HeadroomSample` whose demand exceeded its limit
+    (``reason``: throttled, rejected, cooldown); the limiter's own backlog warning has these keys too."""
     return log_metrics("RATE_LIMIT_WARNING", {
         "timestamp": iso(sample.ts if sample.ts is not None else now), "service": sample.upstream,
         "key": sample.limiter_key, "used": sample.used, "limit": sample.limit,
         "utilisation": round(sample.utilisation, 4), "inCooldown": sample.in_cooldown,
         "cooldownUntil": iso(sample.cooldown_until) if sample.cooldown_until else None,
-        "upstream429": sample.upstream_429, "throttled": sample.throttled, "source": sample.source})
+        "reason": reason, "waitS": round(sample.wait_seconds, 3), "upstream429": sample.upstream_429,
+        "rejected": sample.rejected, "source": sample.source})
 
 
 def log_db_stats(stats: Iterable[Any]) -> str:

@@ -60,18 +60,22 @@ class MetricsWriter:
         clock: stamps records whose ``ts`` is None and times job runs.
         log_lines: also emit ``[RATE_LIMIT_WARNING]``, ``[DB_METRICS]``, ``[CACHE_METRICS]``
             and ``[METRICS]`` lines for what is written (see `scaling.metrics.logs`).
-        warn_at: utilisation at or above which a headroom sample logs a rate-limit warning.
         host: recorded on job runs this writer claims (default: this host's name).
-        warn_every_s: while a limiter stays above ``warn_at``, repeat its warning at most
-            this often (the upstream app logged one per request, flooding its logs).
+        warn_every_s: while a limiter keeps being throttled or turning callers away, repeat
+            its warning at most this often (the upstream app logged one per request).
+
+    A headroom sample warns only when demand exceeded the limit: upstream 429s, callers
+    rejected (their wait would pass their budget) or a cooldown. High utilisation alone does
+    not: the prewarm paces Last.fm at 100% by design, and a limiter at its limit is working.
+    Callers queued past the limiter's threshold are warned by the limiter itself
+    (`scaling.rate_limit.RateLimiter`), in this same format.
     """
 
-    def __init__(self, engine: Engine, *, clock: Clock, log_lines: bool = True, warn_at: float = 0.8,
+    def __init__(self, engine: Engine, *, clock: Clock, log_lines: bool = True,
                  host: str | None = None, warn_every_s: float = 300.0) -> None:
         self.engine = engine
         self.clock = clock
         self.log_lines = log_lines
-        self.warn_at = warn_at
         self.host = host or socket.gethostname()
         self.warn_every_s = warn_every_s
         self._warned_at: dict[tuple[str, str, str], float] = {}
@@ -243,13 +247,15 @@ class MetricsWriter:
     def _maybe_warn(self, sample: HeadroomSample, now: float) -> None:
         key = (sample.source, sample.upstream, sample.limiter_key)
         ts = sample.ts if sample.ts is not None else now
-        if not (sample.utilisation >= self.warn_at or sample.upstream_429 or sample.in_cooldown):
-            self._warned_at.pop(key, None)  # back under: the next crossing warns at once
+        reason = ("throttled" if sample.upstream_429 else "rejected" if sample.rejected
+                  else "cooldown" if sample.in_cooldown else None)
+        if reason is None:
+            self._warned_at.pop(key, None)  # demand back within the limit: the next excess warns at once
             return
         last = self._warned_at.get(key)
         if sample.upstream_429 or last is None or ts - last >= self.warn_every_s or ts < last:
             self._warned_at[key] = ts
-            logs.log_rate_limit_warning(sample, now=now)
+            logs.log_rate_limit_warning(sample, now=now, reason=reason)
 
 
 def _row(rec: MetricRecord, now: float) -> dict[str, Any]:

@@ -44,17 +44,27 @@ def test_unknown_kind_and_foreign_lines() -> None:
     assert parse_line("[METRICS] {not json}") is None
 
 
-def test_writer_warns_on_crossing_then_at_most_every_five_minutes(engine: object, clock: VirtualClock,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    """Above 80% a limiter warns at once, then every 5 min while it stays up, and again on each 429."""
+def test_writer_warns_when_demand_exceeds_the_limit_not_when_pacing_works(
+        engine: object, clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A limiter at 100% (the prewarm pacing Last.fm) logs nothing; a 429 warns at once, each time;
+    rejected callers warn, then at most every 5 min while it lasts, and again once it recurs."""
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     writer = MetricsWriter(engine, clock=clock)  # type: ignore[arg-type]
-    used = [50, 100, 100, 100, 100, 100, 100, 50, 100]  # minutes 0..8; minute 7 drops back under
-    for minute, u in enumerate(used):
-        writer.record_headroom([HeadroomSample("spotify", used=u, limit=120, ts=clock.now() + 60 * minute)])
-    writer.record_headroom([HeadroomSample("spotify", used=100, limit=120, upstream_429=1, ts=clock.now() + 540)])
-    warnings = [parse_line(r.getMessage()) for r in caplog.records if "[RATE_LIMIT_WARNING]" in r.getMessage()]
-    assert [w[1]["timestamp"][11:16] for w in warnings if w] == ["00:01", "00:06", "00:08", "00:09"]
+    t0 = clock.now()
+    for minute in range(10):  # ten minutes paced at exactly the limit
+        writer.record_headroom([HeadroomSample("lastfm", used=240, limit=240, ts=t0 + 60 * minute)])
+    rejected = [0, 2, 2, 2, 2, 2, 2, 0, 1]  # minutes 10..18; minute 17 is back within the limit
+    for i, r in enumerate(rejected):
+        writer.record_headroom([HeadroomSample("spotify", used=120, limit=120, rejected=r, ts=t0 + 60 * (10 + i))])
+    writer.record_headroom([HeadroomSample("spotify", used=100, limit=120, upstream_429=1, ts=t0 + 60 * 19)])
+    warnings = [p for p in (parse_line(r.getMessage()) for r in caplog.records
+                            if "[RATE_LIMIT_WARNING]" in r.getMessage()) if p]
+    assert [(w[1]["timestamp"][11:16], w[1]["reason"]) for w in warnings] == [
+        ("00:11", "rejected"), ("00:16", "rejected"), ("00:18", "rejected"), ("00:19", "throttled")]
+    assert not [w for w in warnings if w[1]["service"] == "lastfm"]
+    assert list(warnings[0][1]) == ["timestamp", "service", "key", "used", "limit", "utilisation", "inCooldown",
+                          "cooldownUntil", "reason",
+                          "waitS", "upstream429", "rejected", "source"]  # the limiter's keys
     assert all(r.levelno == logging.WARNING for r in caplog.records if "RATE_LIMIT" in r.getMessage())
 
 

@@ -306,7 +306,8 @@ class RateLimiter:
             "timestamp": _iso(now), "service": self.upstream, "key": self.key, "used": round(used, 1),
             "limit": self.requests.limit, "utilisation": round(used / self.requests.limit, 4),
             "inCooldown": cooldown_until > now, "cooldownUntil": _iso(cooldown_until) if cooldown_until > now else None,
-            "reason": reason, "waitS": round(wait, 3), "upstream429": int(reason == "throttled"), "rejected": 0,
+            "reason": reason, "waitS": round(wait, 3), "upstream429": int(reason == "throttled"),
+            "throttled": 0, "rejected": 0,
             "source": "limiter"},
             separators=(",", ":")))
 

@@ -99,7 +99,7 @@ def log_rate_limit_warning(sample: Any, *, now: float, reason: str) -> str:
         "utilisation": round(sample.utilisation, 4), "inCooldown": sample.in_cooldown,
         "cooldownUntil": iso(sample.cooldown_until) if sample.cooldown_until else None,
         "reason": reason, "waitS": round(sample.wait_seconds, 3), "upstream429": sample.upstream_429,
-        "rejected": sample.rejected, "source": sample.source})
+        "throttled": sample.throttled, "rejected": sample.rejected, "source": sample.source})
 
 
 def log_db_stats(stats: Iterable[Any]) -> str:

@@ -64,7 +64,7 @@ def test_writer_warns_when_demand_exceeds_the_limit_not_when_pacing_works(
     assert not [w for w in warnings if w[1]["service"] == "lastfm"]
     assert list(warnings[0][1]) == ["timestamp", "service", "key", "used", "limit", "utilisation", "inCooldown",
                           "cooldownUntil", "reason",
-                          "waitS", "upstream429", "rejected", "source"]  # the limiter's keys
+                          "waitS", "upstream429", "throttled", "rejected", "source"]  # the limiter's keys
     assert all(r.levelno == logging.WARNING for r in caplog.records if "RATE_LIMIT" in r.getMessage())
 
 

@@ -223,7 +223,7 @@ def test_overload_warns_at_most_once_a_minute(clock: VirtualClock, caplog: pytes
     assert body["service"] == "spotify" and body["reason"] == "backlog" and body["waitS"] >= 5
     assert list(body) == ["timestamp", "service", "key", "used", "limit", "utilisation", "inCooldown",
                           "cooldownUntil", "reason",
-                          "waitS", "upstream429", "rejected", "source"]  # the metrics writer's keys
+                          "waitS", "upstream429", "throttled", "rejected", "source"]  # the metrics writer's keys
 
 
 class _BrokenStore(MemoryStore):

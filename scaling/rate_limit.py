@@ -245,7 +245,7 @@ class RateLimiter:
     def _handover(self, store: StateStore, resume: float, tokens: int, now: float, budget: float) -> GcraDecision:
         """Switch pacing back to the shared store with no window holding sends from both
         sides: a send before the switch and one after it are a full window apart."""
-        store.gcra_cooldown(self._store_key, resume, now=now, window=self.requests.window)
+        store.gcra_cooldown(self._store_key, resume, now=now, window=self.requests.window, throttle=False)
         return store.gcra_acquire(self._store_key, self._rates(tokens), now=now, max_wait=budget)
 
     def _step(self, store: StateStore, rates: list[GcraRate], now: float, budget: float) -> GcraDecision:
@@ -255,7 +255,8 @@ class RateLimiter:
             # new): put it back before anyone sends into it, then queue again behind it.
             log.warning("[%s] cooldown until %.0f missing from the %s store; re-seeded", self.upstream,
                         self._floor, store.backend)
-            store.gcra_cooldown(self._store_key, self._floor, now=now, window=self.requests.window)
+            # Not a new 429: headroom() must not count a throttle the upstream never sent.
+            store.gcra_cooldown(self._store_key, self._floor, now=now, window=self.requests.window, throttle=False)
             decision = store.gcra_acquire(self._store_key, rates, now=now, max_wait=budget)
         return decision
 
@@ -281,7 +282,7 @@ class RateLimiter:
             # Slots the store handed out may still be sent: local pacing starts a window after them.
             now = self.clock.now()
             self._fallback.store.gcra_cooldown(self._store_key, max(now, self._last_booked) + self.requests.window,
-                                               now=now, window=self.requests.window)
+                                               now=now, window=self.requests.window, throttle=False)
         return self._fallback
 
     def _maybe_warn(self, decision: GcraDecision, now: float) -> None:

@@ -174,12 +174,13 @@ class StateStore(ABC):
 
         self.update(key, step, now=now)
 
-    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float) -> float:
-        """Start (or extend) the shared 429 cooldown; returns the cooldown's end."""
+    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float, throttle: bool = True) -> float:
+        """Start (or extend) the shared 429 cooldown; returns the cooldown's end.
+        ``throttle=False``: hold sends without counting an upstream 429 (see `gcra.cooldown`)."""
 
         def step(raw: bytes | None) -> tuple[bytes | None, float | None, float]:
             state = gcra.decode(raw)
-            gcra.cooldown(state, until)
+            gcra.cooldown(state, until, throttle=throttle)
             return gcra.encode(state), gcra.expiry(state, window, now), state.cd
 
         return self.update(key, step, now=now)

@@ -179,12 +179,15 @@ def refund(state: GcraState, units: list[float], rates: list[GcraRate], now: flo
     state.tat = tats
 
 
-def cooldown(state: GcraState, until: float) -> None:
+def cooldown(state: GcraState, until: float, *, throttle: bool = True) -> None:
     """Record an upstream 429: nobody sends before ``until``, and pacing restarts
-    from there rather than bursting the moment the ban lifts."""
+    from there rather than bursting the moment the ban lifts. ``throttle=False`` holds
+    sends the same way without counting a 429 (a ban re-seeded after a store restart,
+    or a handover between stores: the upstream said nothing new)."""
     state.cd = max(float(state.cd), until)
     state.tat = [max(t, until) for t in state.tat]
-    state.n429 += 1
+    if throttle:
+        state.n429 += 1
 
 
 def snapshot(state: GcraState, now: float, window: float) -> GcraSnapshot:

@@ -145,9 +145,9 @@ class MemoryStore(StateStore):
         self._gcra_step(key, now, max(r.window for r in rates), lambda state: gcra.refund(state, units, rates, now),
                         create=False)
 
-    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float) -> float:
+    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float, throttle: bool = True) -> float:
         def step(state: gcra.GcraState) -> float:
-            gcra.cooldown(state, until)
+            gcra.cooldown(state, until, throttle=throttle)
             return state.cd
 
         until_ = self._gcra_step(key, now, window, step)

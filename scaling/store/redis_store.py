@@ -176,9 +176,9 @@ class RedisStore(StateStore):
             args += [repr(float(amount)), repr(r.interval)]
         self._call("gcra_refund", self._gcra, key, *args)
 
-    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float) -> float:
+    def gcra_cooldown(self, key: str, until: float, *, now: float, window: float, throttle: bool = True) -> float:
         return float(self._call("gcra_cooldown", self._gcra, key, "cooldown", repr(now), repr(float(until)),
-                                repr(float(window))))
+                                repr(float(window)), "1" if throttle else "0"))
 
     def gcra_snapshot(self, key: str, *, now: float, window: float) -> gcra.GcraSnapshot:
         used, backlog, cd, thr, wt, rej, n429 = self._call("gcra_snapshot", self._gcra, key, "snapshot", repr(now),

@@ -86,6 +86,7 @@ def test_a_ban_survives_a_store_restart(own_redis: OwnRedis) -> None:
         other = RateLimiter(open_store(own_redis.url, ns), "spotify", RateSpec.parse("60/30s"), clock=clock)
         assert other.headroom().in_cooldown  # and put it back for everyone
         assert other.headroom().cooldown_remaining_s == pytest.approx(3600.0, abs=1)
+        assert other.headroom().upstream_429 == 0  # a re-seed, not a 429 the upstream sent
         other.store.close()
     finally:
         store.close()

@@ -85,7 +85,7 @@ elseif op == 'refund' then
   end
   return 1
 elseif op == 'cooldown' then
-  -- ARGV[3] until, ARGV[4] window
+  -- ARGV[3] until, ARGV[4] window, ARGV[5] '0': hold sends without counting a 429 (a re-seed)
   local untl = tonumber(ARGV[3])
   local cd = math.max(num(redis.call('HGET', k, 'cd')), untl)
   redis.call('HSET', k, 'cd', fmt(cd))
@@ -96,7 +96,9 @@ elseif op == 'cooldown' then
     redis.call('HSET', k, 't' .. i, fmt(math.max(tonumber(t), untl)))
     i = i + 1
   end
-  redis.call('HINCRBY', k, 'n429', 1)
+  if ARGV[5] ~= '0' then
+    redis.call('HINCRBY', k, 'n429', 1)
+  end
   expire(tonumber(ARGV[4]), i - 1)
   return fmt(cd)
 elseif op == 'snapshot' then

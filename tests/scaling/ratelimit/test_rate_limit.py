@@ -353,3 +353,17 @@ def test_four_real_processes_share_one_budget(shared_store_url: str, namespace: 
     assert len(sends) == 60
     # Wake-ups run late by scheduler jitter (never early), so allow 150 ms of bunching.
     assert max_in_window(sends, 2.0 - 0.15) <= 40
+
+
+def test_a_reseeded_ban_is_not_counted_as_a_429(clock: VirtualClock) -> None:
+    """After the store restarts empty, the process puts its ban back; headroom() shows the
+    cooldown but no throttle the upstream never sent (one 429 in total, not two)."""
+    store = MemoryStore()
+    lim = limiter(store, clock, "60/30s")
+    lim.record_429(3600.0)
+    assert lim.headroom().upstream_429 == 1
+    store.clear()  # the state store restarted without persistence
+    with pytest.raises(RateLimited):
+        clock.run(lim.acquire(max_wait=5))  # re-seeds the ban, then refuses to send into it
+    after = lim.headroom()
+    assert after.in_cooldown and after.upstream_429 == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import controls, data, forecasting
@@ -83,6 +84,25 @@ def _phase_header(readiness: Readiness, label: str) -> None:
         st.warning(fmt.plain(warning), icon=":material/warning:")
 
 
+def _exhaustion(window: Window, sources: list[str]) -> None:
+    st.subheader("Which limit runs out first")
+    rows = [r for s in sources for r in forecasting.exhaustion(svc, window, s)]
+    if not rows:
+        st.caption("No limit has data in this view.")
+        return
+    rows.sort(key=lambda r: r.order)
+    table = pd.DataFrame({
+        "limit": [r.limit for r in rows],
+        "reached": ["reached now" if r.reached else fmt.timestamp(r.date, with_time=False) if r.date
+                    else "not at this trend" for r in rows],
+        "today's share": [fmt.percent(r.share) if r.share is not None else "–" for r in rows],
+        "trend": [r.trend for r in rows],
+        "source": [r.source for r in rows]})
+    st.dataframe(table if len(sources) > 1 else table.drop(columns="source"), hide_index=True, width="stretch")
+    st.caption(f"Rate-limit share: the busiest limiter key's peak in {window.label}; database: size of its limit; "
+               "AI budgets: month-to-date of the monthly budget. Dates: the daily trend reaching 100%.")
+
+
 def _phases(readiness: Readiness, label: str) -> None:
     st.subheader(f"{label}Phase readiness")
     if readiness.too_little:
@@ -130,6 +150,7 @@ def body(at: float, window: Window) -> None:
             _phase_header(readiness, f"{source}: " if len(views) > 1 else "")
     from dashboard import capacity  # the planner's "this design carries ≈ N users; then X breaks"
     capacity.overview_block(svc, at, v.source)
+    _exhaustion(window, shown)
     first = next((r for r in views.values() if r is not None), None)
     _users(window, at, first)
     for source, readiness in views.items():

@@ -16,11 +16,12 @@ from dashboard.services import Services
 from dashboard.timerange import Window
 from scaling.capacity import forecast
 from scaling.capacity.evidence import gather_evidence
+from scaling.capacity.exhaustion import Exhaustion, exhaustion_ranking
 from scaling.capacity.forecast import SeriesForecast, SpendForecast
 from scaling.capacity.readiness import Readiness, assess
 from scaling.capacity.triggers import TRIGGERS, Trigger
 
-__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "db_limit_crossing", "readiness",
+__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "db_limit_crossing", "exhaustion", "readiness",
            "users_forecast"]
 
 TTL_S = 120
@@ -102,3 +103,13 @@ def readiness(svc: Services, window: Window, source: str) -> Readiness | None:
 def _readiness(db_key: str, at: float, window_s: float, source: str, _svc: Services) -> Readiness | None:
     evidence = gather_evidence(_svc.engine, now=at, settings=_svc.settings, source=source, window_s=window_s)
     return None if evidence.is_empty else assess(evidence, settings=_svc.settings)
+
+
+def exhaustion(svc: Services, window: Window, source: str) -> list[Exhaustion]:
+    """`exhaustion_ranking` for one view: the same rows as ``readiness --json``'s "exhaustion"."""
+    return _exhaustion(svc.db_key, window.until, window.seconds, source, svc)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
+def _exhaustion(db_key: str, at: float, window_s: float, source: str, _svc: Services) -> list[Exhaustion]:
+    return exhaustion_ranking(_svc.engine, now=at, settings=_svc.settings, source=source, window_s=window_s)

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from scaling.appdb.engine import display_url
+from scaling.capacity.exhaustion import exhaustion_ranking
 from scaling.capacity.readiness import Readiness, Status, assess, gather_evidence
 from scaling.clock import SystemClock
 from scaling.commands._output import missing_sqlite_db, print_json
@@ -94,17 +95,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         now = args.at if args.at is not None else SystemClock().now()
         window = RANGES[args.window] if getattr(args, "window", None) else None
         evidence = gather_evidence(engine, now=now, settings=settings, source=args.source, window_s=window)
+        result = None if evidence.is_empty else assess(evidence, settings=settings)
+        # The ranking reads the same source as the assessment (the newest one when --source is not given).
+        ranking = [] if result is None or result.source is None else exhaustion_ranking(
+            engine, now=now, settings=settings, source=result.source, window_s=window or RANGES["7d"])
     finally:
         engine.dispose()
-    if evidence.is_empty:
+    if result is None:
         which = f" for source {args.source!r}" if args.source else ""
         print(f"error: the metrics DB at {display_url(url)} holds no metrics{which} up to {_date(now)}; run "
               "`python -m scaling demo-metrics` for demo history, or start the collectors (`python -m collectors`)",
               file=sys.stderr)
         return 1
-    result = assess(evidence, settings=settings)
     if args.json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "exhaustion": [r.as_dict() for r in ranking]})
     else:
         _print(result, display_url(url))
     return 0

@@ -40,9 +40,9 @@ from scaling.metrics.rollups import AI
 from scaling.metrics.writer import MetricsWriter
 from scaling.prewarm import PrewarmReport
 from scaling.prewarm_sources import prewarm_job as wired_prewarm
-from scaling.rate_limit import Headroom
+from scaling.rate_limit import Headroom, RateLimiter
 from scaling.services import Services
-from scaling.settings import Settings
+from scaling.settings import PLATFORM_UPSTREAMS, Settings
 from scaling.store import StateStore
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "db_stats_job",
     "headroom_job",
     "heartbeat_job",
+    "platform_limiters",
     "prewarm_job",
     "retention_job",
 ]
@@ -113,6 +114,16 @@ def counter_deltas(store: StateStore, key: str, current: Mapping[str, float], *,
 
 
 # --- sampling jobs ------------------------------------------------------------------------
+
+def platform_limiters(settings: Settings, store: StateStore, clock: Clock) -> list[RateLimiter]:
+    """The Cloudflare API limiters (GraphQL 300 / 5 min, REST 1,200 / 5 min) when the
+    ``cloudflare`` job is on, so the Rate limits page shows them with the app's upstreams.
+    They are not in `Services` (the app never calls Cloudflare); a limiter here reads the
+    same store key as the collector's, so its headroom is the collector's usage."""
+    if not (settings.cloudflare_api_token and settings.cloudflare_account_id):
+        return []
+    return [RateLimiter.from_settings(store, settings, name, clock=clock) for name in PLATFORM_UPSTREAMS]
+
 
 def headroom_job(ctx: JobContext, *, limiters: Iterable[HeadroomSource], store: StateStore,
                  writer: MetricsWriter) -> dict[str, Any]:

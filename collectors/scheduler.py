@@ -251,7 +251,8 @@ async def _prewarm(ctx: JobContext, *, settings: Settings, res: Resources) -> di
 
 
 def _with_limiters(ctx: JobContext, *, res: Resources) -> dict[str, Any]:
-    return jobs.headroom_job(ctx, limiters=res.limiters, store=res.store, writer=res.writer)
+    platform = jobs.platform_limiters(res.settings, res.store, res.clock)
+    return jobs.headroom_job(ctx, limiters=[*res.limiters, *platform], store=res.store, writer=res.writer)
 
 
 def _with_cache(ctx: JobContext, *, res: Resources) -> dict[str, Any]:

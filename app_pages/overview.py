@@ -13,6 +13,7 @@ from dashboard import formatting as fmt
 from dashboard.charts import Threshold, series_label, time_chart
 from dashboard.services import services
 from dashboard.timerange import Window, coarsen
+from scaling.capacity.exhaustion import Exhaustion
 from scaling.capacity.readiness import Readiness
 
 BADGES = {"ready": ":green-badge[ready]", "at risk": ":orange-badge[at risk]", "not ready": ":red-badge[not ready]",
@@ -84,23 +85,33 @@ def _phase_header(readiness: Readiness, label: str) -> None:
         st.warning(fmt.plain(warning), icon=":material/warning:")
 
 
+def _when(r: Exhaustion) -> str:
+    if r.reached:
+        return "reached now"
+    if r.date is not None:
+        return fmt.timestamp(r.date, with_time=False)
+    return "not at this trend" if r.fitted else "no trend yet"
+
+
+def _share(share: float | None) -> str:
+    return "< 1%" if share is not None and 0 < share < 0.005 else fmt.percent(share)
+
+
 def _exhaustion(window: Window, sources: list[str]) -> None:
+    """Every limit, soonest reached first: the same rows as ``readiness --json``'s "exhaustion"."""
     st.subheader("Which limit runs out first")
-    rows = [r for s in sources for r in forecasting.exhaustion(svc, window, s)]
+    rows = sorted((r for s in sources for r in forecasting.exhaustion(svc, window, s)), key=lambda r: r.order)
     if not rows:
         st.caption("No limit has data in this view.")
         return
-    rows.sort(key=lambda r: r.order)
-    table = pd.DataFrame({
-        "limit": [r.limit for r in rows],
-        "reached": ["reached now" if r.reached else fmt.timestamp(r.date, with_time=False) if r.date
-                    else "not at this trend" for r in rows],
-        "today's share": [fmt.percent(r.share) if r.share is not None else "–" for r in rows],
-        "trend": [r.trend for r in rows],
-        "source": [r.source for r in rows]})
+    table = pd.DataFrame({"source": [r.source for r in rows], "limit": [r.limit for r in rows],
+                          "forecast to be reached": [_when(r) for r in rows],
+                          "today's share": [_share(r.share) for r in rows], "trend": [r.trend for r in rows]})
     st.dataframe(table if len(sources) > 1 else table.drop(columns="source"), hide_index=True, width="stretch")
-    st.caption(f"Rate-limit share: the busiest limiter key's peak in {window.label}; database: size of its limit; "
-               "AI budgets: month-to-date of the monthly budget. Dates: the daily trend reaching 100%.")
+    st.caption(f"Today's share — rate limits: the busiest limiter key's peak in {window.label}; cron deadline: "
+               f"prewarm duration p95 in {window.label}; Last.fm per run: calls a run makes (p95) of what the "
+               "Last.fm limiter allows within the deadline; database: size of its limit; AI budgets: run-rate "
+               "(a day's spend × days per month) of the monthly budget. Dates: the daily trend reaching 100%.")
 
 
 def _phases(readiness: Readiness, label: str) -> None:

@@ -47,6 +47,7 @@ class Exhaustion:
         reached: the latest value is at or over the limit.
         date: the epoch the trend reaches it (None: reached, or not at this trend).
         trend: the trend behind the date, or why there is none.
+        fitted: a trend was fitted (without one, no date is a claim about the future).
     """
 
     source: str
@@ -55,6 +56,7 @@ class Exhaustion:
     reached: bool
     date: float | None
     trend: str
+    fitted: bool = True
 
     @property
     def order(self) -> tuple[int, float, str]:
@@ -64,10 +66,10 @@ class Exhaustion:
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "limit": self.limit, "share": self.share, "reached": self.reached,
-                "date": self.date, "trend": self.trend}
+                "date": self.date, "trend": self.trend, "fitted": self.fitted}
 
 
-def _why(fc: SeriesForecast) -> str:
+def _why(fc: SeriesForecast, limit: float) -> str:
     trend = fc.trend
     if trend is None:
         if fc.points < MIN_POINTS:
@@ -75,15 +77,25 @@ def _why(fc: SeriesForecast) -> str:
         r2 = getattr(fc.fit, "r2", None)
         return f"no clear trend ({f'R² {r2:.2f}, ' if r2 is not None else ''}{fc.points} daily points)"
     span = (trend.t_last - trend.t_first) / DAY + 1
-    growth = f"{trend.weekly_growth:+.1%}/week" if np.isfinite(trend.weekly_growth) else trend.model
+    if trend.model == "exponential" and np.isfinite(trend.weekly_growth):
+        growth = f"{trend.weekly_growth:+.1%}/week"
+    else:  # a straight line grows by a fixed amount, so say it in the limit's terms
+        growth = f"{7 * trend.per_day / limit:+.1%} of the limit/week"
     return f"{growth} over {span:.0f} days, fit on {trend.n} points"
 
 
 def _row(source: str, limit: str, fc: SeriesForecast, share: float | None) -> Exhaustion:
-    mark = fc.thresholds[-1] if fc.thresholds else None
-    reached = bool(mark and mark.reached)
-    date = mark.crossing.date_epoch if mark and mark.crossing and not reached else None
-    return Exhaustion(source, limit, share, reached, date, _why(fc))
+    """A limit's row: reached when the view's share is at 100%; otherwise dated by the trend's crossing."""
+    mark = fc.thresholds[-1]
+    why = _why(fc, mark.threshold)
+    if share is not None and share >= 1.0:
+        return Exhaustion(source, limit, share, True, None, why, fc.trend is not None)
+    if mark.reached:  # the newest day is at the limit although the view as a whole is not
+        return Exhaustion(source, limit, share, False, fc.now, f"{why}; the newest day is at the limit")
+    c = mark.crossing
+    if c is not None and c.date_epoch <= fc.now:
+        return Exhaustion(source, limit, share, False, fc.now, f"{why}; the trend line is already at the limit")
+    return Exhaustion(source, limit, share, False, None if c is None else c.date_epoch, why, fc.trend is not None)
 
 
 def _rate_limits(engine: Engine, now: float, since: float, source: str) -> list[Exhaustion]:
@@ -96,7 +108,7 @@ def _rate_limits(engine: Engine, now: float, since: float, source: str) -> list[
         ts = np.asarray([t.timestamp() if hasattr(t, "timestamp") else float(t) for t in daily.index], dtype=float)
         fc = forecast.forecast_series(f"rate:{upstream}", ts, daily.to_numpy(dtype=float),
                                       [("limit", 1.0)], now=now, unit="share")
-        out.append(_reached(_row(source, f"{upstream} rate limit", fc, share)))
+        out.append(_row(source, f"{upstream} rate limit", fc, share))
     return out
 
 
@@ -139,20 +151,13 @@ def _prewarm(engine: Engine, now: float, since: float, source: str, settings: Se
     out = []
     fc, share = _daily(runs, "duration", deadline, now, since, "prewarm:duration_p95")
     if share is not None:
-        out.append(_reached(_row(source, f"cron deadline (prewarm p95 of {deadline:g} s)", fc, share)))
+        out.append(_row(source, f"cron deadline (prewarm p95 of {deadline:g} s)", fc, share))
     rate = settings.upstream("lastfm").requests
     allowed = rate.limit * deadline / rate.window
     fc, share = _daily(runs, "calls", allowed, now, since, "prewarm:lastfm_calls")
     if share is not None:
-        out.append(_reached(_row(source, f"Last.fm budget per run ({allowed:,.0f} calls)", fc, share)))
+        out.append(_row(source, f"Last.fm budget per run ({allowed:,.0f} calls)", fc, share))
     return out
-
-
-def _reached(row: Exhaustion) -> Exhaustion:
-    """A share at or over 100% in the view is reached, whatever the trend says."""
-    if row.share is not None and row.share >= 1.0 and not row.reached:
-        return Exhaustion(row.source, row.limit, row.share, True, None, row.trend)
-    return row
 
 
 def exhaustion_ranking(engine: Engine, *, now: float, settings: Settings, source: str,
@@ -181,5 +186,5 @@ def exhaustion_ranking(engine: Engine, *, now: float, settings: Settings, source
                        rate.latest / spend.budget_usd)
             rows.append(Exhaustion(row.source, row.limit, row.share, row.reached, row.date,
                                    f"{row.trend}; this month ${spend.month_to_date_usd:,.2f} so far, "
-                                   f"${spend.projected_month_usd:,.2f} projected"))
+                                   f"${spend.projected_month_usd:,.2f} projected", row.fitted))
     return sorted(rows, key=lambda r: r.order)

@@ -63,9 +63,15 @@ def _month(at: float) -> None:
         cum.attrs["bucket_s"] = 86400
         lines = [Threshold(b, f"{p} budget {fmt.usd(b)}", "budget") for p, b in budgets.items()
                  if p in set(cum.provider)]
-        st.altair_chart(time_chart(cum, "cost_usd", title="Cumulative spend this month against each budget",
+        # The rest of the month: each provider's run-rate trend added day by day, with its 90% band.
+        month_end = month_start(month_start(at) + 32 * 86400)
+        ahead = [forecasting.spend_projection(f, at=at, until=month_end, label=f"{p} projected")
+                 for p, f in sorted(outlook.items()) if p in set(cum.provider)]
+        st.altair_chart(time_chart(cum, "cost_usd", title="Cumulative spend this month against each budget, "
+                                                          "projected to the month's end",
                                    y_title="USD", series="provider", y_format="$,.2f", thresholds=lines,
-                                   height=300), width="stretch")
+                                   height=300, forecast=pd.concat(ahead, ignore_index=True) if ahead else None),
+                        width="stretch")
 
 
 def body(at: float, window: Window) -> None:

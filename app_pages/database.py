@@ -48,6 +48,15 @@ def _deleted(window: Window, at: float) -> None:
                                series="series", mark="bar", stacked=True, height=290), width="stretch")
 
 
+def _size_ahead(window: Window, at: float, sources: list[str]) -> pd.DataFrame:
+    """Each source's size trend (MB) a third of the range ahead, with its band (none without a trend)."""
+    until = window.until + window.seconds / 3
+    parts = [forecasting.projection(forecasting.db_bytes_forecast(svc, at, s), until=until, scale=1 / MB,
+                                    label=f"size trend · {s}" if len(sources) > 1 else "size trend")
+             for s in sources]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def body(at: float, window: Window) -> None:
     d1_section(svc, at)
     latest = data.latest_db(svc, v.source)
@@ -82,7 +91,8 @@ def body(at: float, window: Window) -> None:
         whole_growth, "mb", title=f"Database size ({fmt.percent(size / limit, 2)} of the {fmt.bytes_(limit)} limit)",
         y_title="MB", series="series", y_format=",.1f", height=320, legend_columns=3,
         thresholds=[Threshold(limit * WARNING_SHARE / MB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
-                    Threshold(limit / MB, f"{fmt.bytes_(limit)} limit", "limit")] if near else []),
+                    Threshold(limit / MB, f"{fmt.bytes_(limit)} limit", "limit")] if near else [],
+        forecast=_size_ahead(window, at, sorted(set(whole_growth["source"])) if len(whole_growth) else [])),
         width="stretch")
     per_table = growth[growth.table_name != "*"].copy()
     per_table["series"] = series_label(per_table, ["table_name"])

@@ -49,10 +49,21 @@ def _users(window: Window, at: float, readiness: Any) -> None:
     long["series"] = series_label(long.assign(users=long["users"].str.replace("_", " ")), ["users"])
     long.attrs = series.attrs
     long = coarsen(long, ["series", "users", "source"], {"count": "max"})
+    ahead = _users_ahead(window, at, sorted(set(series["source"])) if len(series) else [])
     st.altair_chart(time_chart(long, "count", title="Users over time, with the plan's scaling triggers",
-                               y_title="users", series="series", thresholds=lines, height=320), width="stretch")
+                               y_title="users", series="series", thresholds=lines, height=320, forecast=ahead),
+                    width="stretch")
     if readiness is not None and readiness.users_trend:
         st.caption(f"Trend: {readiness.users_trend}.")
+
+
+def _users_ahead(window: Window, at: float, sources: list[str]) -> pd.DataFrame:
+    """Each source's total-users trend a third of the range ahead, with its band (none without a trend)."""
+    until = window.until + window.seconds / 3
+    parts = [forecasting.projection(forecasting.users_forecast(svc, at, s), until=until,
+                                    label=f"total trend · {s}" if len(sources) > 1 else "total trend")
+             for s in sources]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _phase_header(readiness: Readiness, label: str) -> None:

@@ -145,7 +145,7 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
                band_label: str = "", floor: float = 0.0, height: int = 300,
                colors: Mapping[str, str] | None = None, legend_columns: int = 4,
                tooltip: Sequence[str | alt.Tooltip] = (), span: tuple[float, float] | None = None,
-               ) -> LayeredChart:
+               forecast: pd.DataFrame | None = None) -> LayeredChart:
     """A UTC time series (one line, area or bar series per ``series`` value) with thresholds.
 
     Args:
@@ -169,13 +169,16 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
         tooltip: extra tooltip fields.
         span: the picked range (epoch seconds), which sets the axis' tick format; default
             ``df.attrs["window"]``, else the data's extent.
+        forecast: the trend projected forward (`dashboard.forecasting.projection`): rows of
+            ``ts, series, forecast, low, high``, drawn as a dashed line in a shaded band.
     """
     if mark not in ("line", "area", "bar"):
         raise ValueError(f"mark must be 'line', 'area' or 'bar', got {mark!r}")
     data = df.copy()
     width = int(df.attrs.get("bucket_s") or 60)
     peaks = data.groupby("ts")[y].sum().tolist() if stacked and series and len(data) else data[y].tolist()
-    top = _top(peaks, thresholds, floor)
+    ahead = forecast if forecast is not None and len(forecast) else None
+    top = _top(peaks + (ahead["forecast"].tolist() if ahead is not None else []), thresholds, floor)
     scale = alt.Scale(domain=[0, top], nice=False, zero=True)
     span = span or df.attrs.get("window")
     # The span picks the axis' tick format only: a numeric domain on this temporal axis squeezed every
@@ -226,6 +229,8 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
         main = base.mark_line(strokeWidth=1.6, interpolate="monotone").encode(x=x, y=y_enc, color=color,
                                                                              tooltip=tips)
     layers.append(main.properties(name="data"))
+    if ahead is not None:
+        layers.extend(_forecast_layers(ahead, x, scale, y_title, y_format))
     for marker in markers:
         layers.append(base.mark_point(shape=marker.shape, filled=True, size=60, color=marker.color, opacity=0.9)
                       .encode(x=x, y=alt.Y(f"{y}:Q", scale=scale),
@@ -233,6 +238,25 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
                       .transform_filter(f"datum['{marker.field}'] > 0").properties(name=f"marker:{marker.field}"))
     layers.extend(threshold_layers(thresholds, y_format=y_format))
     return LayeredChart(layer=layers, title=title, height=height)
+
+
+def _forecast_layers(ahead: pd.DataFrame, x: alt.X, scale: alt.Scale, y_title: str,
+                     y_format: str) -> list[alt.Chart]:
+    """The band (an area from ``low`` to ``high``, clipped to the axis) and the dashed trend line.
+
+    Both are always typed the same (``ts:T``, ``:Q``, ``series:N``) and only added with rows: a
+    layer of an empty, untyped frame is what blanked Vega charts before.
+    """
+    base = alt.Chart(ahead)
+    tips = [_UTC_TIP, alt.Tooltip("series:N", title="forecast"),
+            alt.Tooltip("forecast:Q", title=y_title, format=y_format),
+            alt.Tooltip("low:Q", title="90% band from", format=y_format),
+            alt.Tooltip("high:Q", title="to", format=y_format)]
+    band = base.mark_area(opacity=0.15, color="#7f7f7f", clip=True).encode(
+        x=x, y=alt.Y("low:Q", scale=scale), y2="high:Q", detail="series:N", tooltip=tips)
+    line = base.mark_line(strokeDash=[5, 3], strokeWidth=1.4, color="#555555", clip=True).encode(
+        x=x, y=alt.Y("forecast:Q", scale=scale), detail="series:N", tooltip=tips)
+    return [band.properties(name="forecast band"), line.properties(name="forecast")]
 
 
 def bar_chart(df: pd.DataFrame, category: str, value: str, *, title: str, value_title: str,

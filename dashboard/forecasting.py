@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import formatting as fmt
@@ -17,12 +19,12 @@ from dashboard.timerange import Window
 from scaling.capacity import forecast
 from scaling.capacity.evidence import gather_evidence
 from scaling.capacity.exhaustion import Exhaustion, exhaustion_ranking
-from scaling.capacity.forecast import SeriesForecast, SpendForecast
+from scaling.capacity.forecast import MONTH_DAYS, SeriesForecast, SpendForecast
 from scaling.capacity.readiness import Readiness, assess
 from scaling.capacity.triggers import TRIGGERS, Trigger
 
-__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "db_limit_crossing", "exhaustion", "readiness",
-           "users_forecast"]
+__all__ = ["TRIGGERS", "Outlook", "Trigger", "ai_spend", "db_bytes_forecast", "db_limit_crossing", "exhaustion",
+           "projection", "readiness", "spend_projection", "users_forecast"]
 
 TTL_S = 120
 _SNAP_S = 60
@@ -60,6 +62,11 @@ def _ai_spend(db_key: str, at: float, source: str | None, _svc: Services) -> dic
 def users_forecast(svc: Services, at: float, source: str | None) -> SeriesForecast:
     """`forecast.forecast_users`: the trend, and each trigger's crossing."""
     return _users(svc.db_key, _snap(at), source, svc)
+
+
+def db_bytes_forecast(svc: Services, at: float, source: str | None) -> SeriesForecast:
+    """`forecast.forecast_db_bytes` against the configured limit: the trend behind `db_limit_crossing`."""
+    return _db_bytes(svc.db_key, _snap(at), source, svc.settings.db_limit_bytes, svc)
 
 
 def db_limit_crossing(svc: Services, at: float, source: str | None) -> Outlook:
@@ -113,3 +120,42 @@ def exhaustion(svc: Services, window: Window, source: str) -> list[Exhaustion]:
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=64)
 def _exhaustion(db_key: str, at: float, window_s: float, source: str, _svc: Services) -> list[Exhaustion]:
     return exhaustion_ranking(_svc.engine, now=at, settings=_svc.settings, source=source, window_s=window_s)
+
+
+_PROJECTION_COLUMNS = ("ts", "series", "forecast", "low", "high")
+
+
+def _frame(ts: np.ndarray, label: str, mid: np.ndarray, low: np.ndarray, high: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"ts": pd.to_datetime(ts, unit="s", utc=True), "series": label, "forecast": mid,
+                         "low": np.maximum(low, 0.0), "high": high})
+
+
+def projection(fc: SeriesForecast, *, until: float, label: str, scale: float = 1.0, steps: int = 24) -> pd.DataFrame:
+    """The trend of ``fc`` from its newest point to ``until``, with its 90% band, times ``scale``.
+
+    Rows ``ts, series, forecast, low, high`` for `dashboard.charts.time_chart`'s ``forecast``;
+    empty (same columns) without a trend or with nothing ahead.
+    """
+    trend = fc.trend
+    start = fc.latest_ts if fc.latest_ts is not None else fc.now
+    if trend is None or until <= start:
+        return pd.DataFrame(columns=list(_PROJECTION_COLUMNS))
+    ts = np.linspace(start, until, steps)
+    preds = [trend.predict(float(t)) for t in ts]
+    return _frame(ts, label, np.array([p.value for p in preds]) * scale, np.array([p.low for p in preds]) * scale,
+                  np.array([p.high for p in preds]) * scale)
+
+
+def spend_projection(spend: SpendForecast, *, at: float, until: float, label: str) -> pd.DataFrame:
+    """Cumulative spend from month-to-date at ``at`` to ``until``: each day adds the run-rate trend's
+    daily spend (and its band's edges), so the line ends at the projected month total."""
+    trend = spend.run_rate.trend
+    if trend is None or until <= at:
+        return pd.DataFrame(columns=list(_PROJECTION_COLUMNS))
+    ts = np.append(np.arange(at, until, 86400.0), until)
+    preds = [trend.predict(float(t)) for t in ts[1:]]
+    step = np.diff(ts) / 86400.0 / MONTH_DAYS
+
+    def cum(values: list[float]) -> np.ndarray:
+        return spend.month_to_date_usd + np.concatenate(([0.0], np.cumsum(np.maximum(values, 0.0) * step)))
+    return _frame(ts, label, cum([p.value for p in preds]), cum([p.low for p in preds]), cum([p.high for p in preds]))

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import altair as alt
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import formatting as fmt
+from scaling.capacity.exhaustion import exhaustion_ranking
 from scaling.metrics import queries as q
 from scaling.metrics.db import open_metrics_db
+from scaling.settings import Settings
 from tests.dashboard.conftest import APP, NOW, PAGES, charts, texts, thresholds
 
 pytestmark = pytest.mark.sqlite
@@ -179,3 +183,43 @@ def test_capacity_planner_simulates_a_scenario_with_its_limits(open_page: OpenPa
         m.label for m in at.metric}
     peaks = next(c for c in charts(at) if c["title"].startswith("Busiest window"))
     assert thresholds(peaks) == {"80% warning": 0.8, "limit": 1.0}
+
+
+def _forecast(chart: dict[str, Any]) -> Any:
+    """The rows of a chart's forecast line layer (None without one)."""
+    layer = next((layer for layer in chart.get("layer", []) if layer.get("name") == "forecast"), None)
+    return None if layer is None else chart["rows"][layer["data"]["name"]]
+
+
+def test_overview_ranks_every_limit_soonest_first(rendered: Callable[[str], AppTest], demo_url: str) -> None:
+    """The ranking on the Overview is the library's, row for row, worded: reached now, dates, shares, trends."""
+    at = rendered("overview")
+    table = next(d.value for d in at.dataframe if "today's share" in d.value.columns)
+    engine = open_metrics_db(demo_url)
+    want = exhaustion_ranking(engine, now=NOW, settings=Settings(), source="demo", window_s=7 * 86400)
+    assert list(table["limit"]) == [r.limit for r in want]
+    assert list(table["trend"]) == [r.trend for r in want]
+    assert "source" not in table.columns  # one source in the DB: no source column
+    reached = [w == "reached now" for w in table["forecast to be reached"]]
+    assert reached == [r.reached for r in want] and reached[0]
+    spotify = table.set_index("limit").loc["spotify rate limit"]
+    peak = q.limiter_totals(engine, NOW - 7 * 86400, NOW)
+    assert spotify["today's share"] == fmt.percent(peak[peak.upstream == "spotify"]["util_max"].max())
+    assert "Which limit runs out first" in texts(at)
+
+
+def test_users_database_and_spend_charts_draw_their_forecast_with_a_band(rendered: Callable[[str], AppTest]) -> None:
+    """Users, Database size and cumulative AI spend each carry a dashed trend ahead of the data and a band
+    around it (low ≤ forecast ≤ high), starting where the data ends."""
+    users = charts(rendered("overview"))[0]
+    size = next(c for c in charts(rendered("database")) if c["title"].startswith("Database size"))
+    spend = next(c for c in charts(rendered("costs")) if c["title"].startswith("Cumulative spend"))
+    for chart in (users, size, spend):
+        ahead = _forecast(chart)
+        assert ahead is not None and len(ahead), chart["title"]
+        assert any(layer.get("name") == "forecast band" for layer in chart["layer"])
+        assert (ahead["low"] <= ahead["forecast"] + 1e-9).all() and (ahead["forecast"] <= ahead["high"] + 1e-9).all()
+        assert ahead["ts"].min() <= pd.Timestamp(NOW, unit="s", tz="UTC") < ahead["ts"].max()
+    # Users: the trend starts at today's 120 and rises.
+    first, last = _forecast(users).sort_values("ts").iloc[[0, -1]]["forecast"]
+    assert first == pytest.approx(120, rel=0.1) and last > first

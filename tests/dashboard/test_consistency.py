@@ -126,6 +126,14 @@ def test_headline_figures_agree_across_pages_sql_and_the_cli(open_page: Callable
     caption = next(c.value for c in rate_limits.caption if "× 429" in c.value)  # spotify is the first upstream
     assert f"peak {fmt.percent(want['peak'])} · {fmt.count(want['429'])} × 429" in caption
 
+    # The exhaustion ranking's "today's share" of Spotify's limit is that same peak: Overview, CLI and SQL.
+    ranking = next(d.value for d in overview.dataframe if "today's share" in d.value.columns)
+    assert ranking.set_index("limit").loc["spotify rate limit", "today's share"] == fmt.percent(want["peak"])
+    rows = cli["exhaustion"]
+    assert isinstance(rows, list)
+    assert next(r["share"] for r in rows if r["limit"] == "spotify rate limit") == pytest.approx(want["peak"])
+    assert [r["limit"] for r in rows] == list(ranking["limit"])  # same rows, same order
+
     cron_page = _page(open_page, "cron", two_sources, window, source)
     failed = next(m for m in cron_page.metric if m.label == "Failed or timed out")
     assert re.match(rf"{fmt.count(want['timeouts'])} timed out", failed.proto.delta)

@@ -63,6 +63,7 @@ def _prewarm_reports(window: Window) -> None:
         long.attrs = per.attrs
         right.altair_chart(time_chart(long, "seconds", title="Seconds per phase (mean per run)", y_title="seconds",
                                       series="series", mark="bar", stacked=True, y_format=",.1f", height=290,
+                                      legend_columns=2,  # half-width: two labels a row keeps them whole
                                       thresholds=[Threshold(deadline, f"{deadline:g} s deadline", "limit")]),
                            width="stretch")
     if len(data.runs(svc, "prewarm", v.source)) >= 2000:

@@ -80,8 +80,8 @@ def db_limit_crossing(svc: Services, at: float, source: str | None) -> Outlook:
         return Outlook("–", why)
     if limit.reached:
         return Outlook("reached", f"{fmt.bytes_(fc.latest)} ≥ {limit.label}", f"Trend: {why}.")
-    if trend is None:  # no trend, no claim about when
-        return Outlook("not enough data", why, f"Trend: {why}; no forecast until there is enough history.")
+    if trend is None:  # no trend, no claim about when (nor about "10 years")
+        return Outlook("not enough data", why, f"Trend: too little data for a forecast ({fc.points} daily points).")
     c = limit.crossing
     if c is None:
         return Outlook("> 10 years", why, f"Trend: {why}; at this trend the limit is not reached within 10 years.")

@@ -95,3 +95,24 @@ def test_unknown_mark_or_threshold_kind_is_refused() -> None:
         time_chart(frame([1.0]), "v", title="t", y_title="n", mark="pie")
     with pytest.raises(ValueError, match="kind"):
         Threshold(1.0, "x", "danger")
+
+
+def test_a_forecast_is_a_typed_band_and_line_only_when_it_has_rows() -> None:
+    """The projection adds a band (low–high) and a dashed line on the data's axis, typed like the data; an
+    empty projection (no trend) adds no layer at all, so Vega never sees an untyped empty layer."""
+    ahead = pd.DataFrame({"ts": pd.date_range("2026-01-01 02:00", periods=3, freq="1h", tz="UTC"),
+                          "series": "trend", "forecast": [3.0, 4.0, 5.0], "low": [2.5, 3.0, 3.5],
+                          "high": [3.5, 5.0, 20.0]})
+    spec = alt.LayerChart.to_dict(time_chart(frame([1.0, 2.0, 3.0]), "v", title="t", y_title="u", forecast=ahead),
+                                  validate=True)
+    band, line = layer(spec, "forecast band"), layer(spec, "forecast")
+    assert band["encoding"]["y"]["field"] == "low" and band["encoding"]["y2"]["field"] == "high"
+    assert line["encoding"]["y"]["type"] == "quantitative" and line["encoding"]["x"]["type"] == "temporal"
+    assert line["mark"]["strokeDash"] and band["mark"]["clip"]
+    # The axis covers the forecast's line (5.0), not the band's far edge (20.0), which is clipped.
+    assert 5.0 < layer(spec, "data")["encoding"]["y"]["scale"]["domain"][1] < 20.0
+    empty = ahead.iloc[0:0]
+    for nothing in (empty, None):
+        names = [part.get("name") for part in alt.LayerChart.to_dict(
+            time_chart(frame([1.0, 2.0]), "v", title="t", y_title="u", forecast=nothing))["layer"]]
+        assert "forecast" not in names and "forecast band" not in names

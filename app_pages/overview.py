@@ -118,8 +118,10 @@ def _exhaustion(window: Window, sources: list[str]) -> None:
     table = pd.DataFrame({"source": [r.source for r in rows], "limit": [r.limit for r in rows],
                           "forecast to be reached": [_when(r) for r in rows],
                           "today's share": [_share(r.share) for r in rows], "trend": [r.trend for r in rows]})
-    st.dataframe(table if len(sources) > 1 else table.drop(columns="source"), hide_index=True, width="stretch")
-    st.caption(f"Today's share — rate limits: the busiest limiter key's peak in {window.label}; cron deadline: "
+    with_rows = sorted(set(table["source"]))
+    st.dataframe(table if len(with_rows) > 1 else table.drop(columns="source"), hide_index=True, width="stretch")
+    named = "" if len(with_rows) > 1 else f"Source: {with_rows[0]}. "
+    st.caption(named + f"Today's share — rate limits: the busiest limiter key's peak in {window.label}; cron deadline: "
                f"prewarm duration p95 in {window.label}; Last.fm per run: calls a run makes (p95) of what the "
                "Last.fm limiter allows within the deadline; database: size of its limit; AI budgets: run-rate "
                "(a day's spend × days per month) of the monthly budget. Dates: the daily trend reaching 100%.")
@@ -172,7 +174,8 @@ def body(at: float, window: Window) -> None:
             _phase_header(readiness, f"{source}: " if len(views) > 1 else "")
     from dashboard import capacity  # the planner's "this design carries ≈ N users; then X breaks"
     capacity.overview_block(svc, at, v.source)
-    _exhaustion(window, shown)
+    # Every source with limits, not only those with user counts (limiters and the DB report without them).
+    _exhaustion(window, [v.source] if v.source else data.sources(svc))
     first = next((r for r in views.values() if r is not None), None)
     _users(window, at, first)
     for source, readiness in views.items():

@@ -8,9 +8,11 @@ for 10,000 users in <= 3 min, one capacity bisection in <= 2 min.
 Two configurations of ``simulate(Scenario(users=N, hours=H))`` run one after the
 other in this process (imports paid once, before either):
 
-- ``baseline``: the in-process sandbox reached through Starlette and
-  ``httpx.ASGITransport`` (how the simulator reached it before the direct transport);
-- ``direct``: what ``simulate()`` does (the sandbox's handlers called directly).
+- ``baseline``: every fetcher sends through ``httpx.AsyncClient`` into the in-process
+  sandbox's Starlette app (``httpx.ASGITransport``): the whole client stack;
+- ``direct``: what ``simulate()`` does: each fetcher sends with
+  ``scaling.sandbox.direct_client.DirectClient``, which encodes the request as httpx
+  would and calls the routed handler in-process (no ``httpx.Request``, no ASGI).
 
 Both must agree on every number the simulator reports (same seed): the script
 says so or prints what differs, and exits 1 if anything does. Every figure is wall

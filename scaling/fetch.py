@@ -23,7 +23,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import stamina
@@ -42,7 +42,7 @@ from scaling.errors import (
 )
 from scaling.rate_limit import RateLimiter
 
-__all__ = ["FetchResult", "FetchStats", "Fetcher"]
+__all__ = ["FetchResult", "FetchStats", "Fetcher", "Sender"]
 
 log = logging.getLogger("headroom.fetch")
 
@@ -55,6 +55,15 @@ def _retry_scheduled(details: stamina.instrumentation.RetryDetails) -> None:
 
 
 stamina.instrumentation.set_on_retry_hooks([_retry_scheduled])
+
+
+class Sender(Protocol):
+    """What a `Fetcher` sends with: ``httpx.AsyncClient`` in production; the simulator's
+    `scaling.sandbox.direct_client.DirectClient` calls the sandbox's handlers in-process.
+    These keyword arguments are the ones the upstream clients pass through `Fetcher.request`."""
+
+    async def request(self, method: str, url: str, *, params: Any = ..., headers: Any = ..., json: Any = ...,
+                      data: Any = ..., auth: Any = ...) -> httpx.Response: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +112,7 @@ class Fetcher:
     """Resilient calls to one upstream.
 
     Args:
-        client: the httpx client to send with (real network, ASGI or mock transport).
+        client: what to send with: an httpx client (real network, ASGI or mock transport) or another `Sender`.
         upstream: the upstream's name (used in errors, the breaker and classification).
         limiter: its rate limiter.
         breaker: its circuit breaker (optional).
@@ -114,7 +123,7 @@ class Fetcher:
         backoff_max_s: the longest backoff between transient retries.
     """
 
-    def __init__(self, client: httpx.AsyncClient, upstream: str, limiter: RateLimiter, *,
+    def __init__(self, client: Sender, upstream: str, limiter: RateLimiter, *,
                  breaker: CircuitBreaker | None = None, clock: Clock | None = None, timeout_s: float = 10.0,
                  budget_s: float = 30.0, max_attempts: int = 3, backoff_max_s: float = 4.0) -> None:
         self.client = client

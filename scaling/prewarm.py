@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from scaling.clock import Clock
 from scaling.errors import RateLimited, ScalingError
@@ -69,11 +70,26 @@ class Listen:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Listen:
-        data = json.loads(raw)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        """Decode a cached entry.
+
+        Raises:
+            ValueError: not JSON. TypeError: not an object, or not a listen's fields.
+        """
+        return _decode_listen(raw if isinstance(raw, bytes) else bytes(raw))
 
 
 _LISTEN_FIELDS = tuple(Listen.__dataclass_fields__)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _decode_listen(raw: bytes) -> Listen:
+    # Every run reads every user's entry and most have not changed since the last run:
+    # equal bytes decode to an equal frozen value, so one decode serves them all.
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise TypeError(f"a cached listen is a JSON object, not {type(data).__name__}")
+    fields: dict[str, Any] = {k: data.get(k) for k in _LISTEN_FIELDS}
+    return Listen(**fields)
 
 
 class ListenSource(Protocol):
@@ -355,6 +371,10 @@ async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store:
     what is left before ``deadline`` as its budget."""
     unknown = sorted({(e.artist, e.album) for e in entries.values()
                       if e is not None and e.artist and e.album and not e.album_id})[:resolve_limit]
+    by_album: dict[tuple[str | None, str | None], list[str]] = {}
+    for user, e in entries.items():
+        if e is not None:
+            by_album.setdefault((e.artist, e.album), []).append(user)
     for artist, album in unknown:
         if clock.now() >= deadline:
             return
@@ -365,10 +385,15 @@ async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store:
             break
         if not album_id:
             continue
-        for user, e in entries.items():
-            if e is not None and e.artist == artist and e.album == album:
+        for user in by_album[(artist, album)]:
+            e = entries[user]
+            if e is not None:
                 entries[user] = dataclasses.replace(e, album_id=album_id)
-    want = sorted({e.album_id for e in entries.values() if e is not None and e.album_id and not _spotify(e.image)})
+    holders: dict[str, list[str]] = {}
+    for user, e in entries.items():
+        if e is not None and e.album_id and not _spotify(e.image):
+            holders.setdefault(e.album_id, []).append(user)
+    want = sorted(holders)
     for i in range(0, len(want), 20):
         if clock.now() >= deadline:
             return
@@ -378,11 +403,13 @@ async def _enrich(entries: dict[str, Listen | None], album_art: AlbumArt, store:
             log.warning("album art lookup failed: %s", exc)
             return
         now = clock.now()
-        for user, e in entries.items():
-            if e is not None and e.album_id in art:
-                updated = dataclasses.replace(e, image=art[e.album_id])
-                entries[user] = updated
-                store.set(ENTRY_KEY.format(username=user), updated.to_json(), now=now, ttl=ENTRY_TTL_S)
+        for album_id, image in art.items():
+            for user in holders.get(album_id, ()):
+                e = entries[user]
+                if e is not None:
+                    updated = dataclasses.replace(e, image=image)
+                    entries[user] = updated
+                    store.set(ENTRY_KEY.format(username=user), updated.to_json(), now=now, ttl=ENTRY_TTL_S)
 
 
 def _spotify(image: str | None) -> bool:

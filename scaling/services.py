@@ -13,7 +13,7 @@ client is a `ConfigurationError` naming the missing variable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from scaling.cache import Cache, Family
 from scaling.circuit_breaker import CircuitBreaker
 from scaling.clock import Clock, StoreTimeClock, SystemClock
 from scaling.errors import ConfigurationError
-from scaling.fetch import Fetcher
+from scaling.fetch import Fetcher, Sender
 from scaling.prices import DEFAULT_PRICES, PriceTable
 from scaling.rate_limit import RateLimiter
 from scaling.settings import REAL_BASE_URLS, UPSTREAMS, RateSpec, Secret, Settings
@@ -59,6 +59,8 @@ class Services:
         clock: the time source for everything built here (default `SystemClock`).
         store: the shared state store (default: opened from ``settings.state_url``, and closed by `aclose`).
         transport: an httpx transport every client uses instead of the network.
+        sender: makes what each fetcher sends with, from the upstream's name and base URL,
+            instead of its httpx client (the simulator's in-process `DirectClient`).
         usage_sink: where AI usage goes (default: kept in memory; `from_settings` writes the metrics DB).
         cache_families: cache families (default: the reference's).
         prices: the AI price table.
@@ -75,8 +77,10 @@ class Services:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, store: StateStore | None = None,
                  transport: httpx.AsyncBaseTransport | None = None, usage_sink: UsageSink | None = None,
                  cache_families: Mapping[str, Family] | None = None, prices: PriceTable = DEFAULT_PRICES,
-                 limiters: Mapping[str, RateLimiter] | None = None) -> None:
+                 limiters: Mapping[str, RateLimiter] | None = None,
+                 sender: Callable[[str, str], Sender] | None = None) -> None:
         self.settings = settings
+        self._sender = sender
         self._owns_store = store is None
         self.store = store if store is not None else open_store(settings.state_url, settings.state_namespace)
         self.clock: Clock = clock or SystemClock()
@@ -144,7 +148,8 @@ class Services:
         self.http[name] = client
         self.limiters[name] = limiter
         self.breakers[name] = CircuitBreaker(self.store, name, clock=self.clock, outage_policy=limiter.outage_policy)
-        self.fetchers[name] = Fetcher(client, name.split("-")[0] if name == "spotify-accounts" else name, limiter,
+        sender = self._sender(name, base_url) if self._sender is not None else client
+        self.fetchers[name] = Fetcher(sender, name.split("-")[0] if name == "spotify-accounts" else name, limiter,
                                       breaker=self.breakers[name], clock=self.clock, timeout_s=timeout)
 
     def _client(self, name: str, client: Any) -> Any:

@@ -92,6 +92,10 @@ class Meter:
     def current(self) -> Invocation:
         return self._current.get() or self.outside
 
+    def count_fetch(self) -> None:
+        """One upstream request, on the current invocation."""
+        self.current().fetches += 1
+
     def count_store(self, key: str, *, read: bool = False) -> None:
         inv = self.current()
         if key.startswith(_COORDINATION):
@@ -150,7 +154,7 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         self.inner, self.meter = inner, meter
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.meter.current().fetches += 1
+        self.meter.count_fetch()
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -43,8 +43,10 @@ from scaling.capacity.platform_limits import TimeModel, limits_for
 from scaling.capacity.remote import SandboxView, local_view, remote_view
 from scaling.capacity.steady_state import Demand, expected_hit_rate, pick_warm, seed_prewarm_entries
 from scaling.clock import Clock, SystemClock, VirtualClock
+from scaling.fetch import Sender
 from scaling.prewarm_sources import LastfmListens, SpotifyArt
 from scaling.sandbox import Sandbox, SandboxConfig
+from scaling.sandbox.direct_client import DirectClient
 from scaling.services import Services
 from scaling.settings import Settings
 from scaling.upstreams.ai_tasks import task_key
@@ -52,6 +54,10 @@ from scaling.upstreams.ai_tasks import task_key
 __all__ = ["DESIGN_NAMES", "Break", "Scenario", "SimResult", "simulate", "sweep"]
 
 _GB = 1024**3
+# How the service layer reaches the upstreams: an in-process sandbox called directly
+# (`DirectClient`), an httpx transport (the sandbox through ASGI, the benchmark's
+# baseline), or None for the network (a sandbox on a port).
+Wire = Sandbox | httpx.AsyncBaseTransport | None
 _PAGE_BUDGET_S = 5.0  # a page that waits longer than this shows the 503 "temporarily unavailable"
 #: The plan's default deadline: a HEADROOM_CRON_DEADLINE_S equal to it is not an operator's own budget.
 _PLAN_DEADLINE_S = 30.0
@@ -172,15 +178,20 @@ def _design(sc: Scenario, settings: Settings) -> Design:
     return design
 
 
-def _build(sc: Scenario, clock: Clock, transport: httpx.AsyncBaseTransport | None, settings: Settings,
-           sandbox: SandboxView | None) -> _World:
+def _build(sc: Scenario, clock: Clock, wire: Wire, settings: Settings, sandbox: SandboxView | None) -> _World:
     """Services on a metered store and transport, an empty app DB, the population and the design."""
     meter = Meter()
     store = MeteredStore(meter)
     sink = MemorySink()
     limiters = upstream_limiters(clock, seed=sc.seed) if sc.design == "upstream" else None
-    svc = Services(settings, clock=clock, store=store, transport=MeteredTransport(transport, meter)
-                   if transport is not None else None, usage_sink=sink, limiters=limiters)
+    if isinstance(wire, Sandbox):
+        def sender(name: str, base_url: str) -> Sender:
+            return DirectClient(wire, base_url, on_send=meter.count_fetch)
+
+        svc = Services(settings, clock=clock, store=store, sender=sender, usage_sink=sink, limiters=limiters)
+    else:
+        svc = Services(settings, clock=clock, store=store, transport=MeteredTransport(wire, meter)
+                       if wire is not None else None, usage_sink=sink, limiters=limiters)
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     metadata.create_all(engine)
     rng = random.Random(sc.seed)
@@ -348,9 +359,9 @@ def _hit_rates(w: _World, base: dict[str, tuple[int, int]], expected: dict[str, 
     return out
 
 
-async def _run(sc: Scenario, clock: Clock, transport: httpx.AsyncBaseTransport | None, settings: Settings,
-               sandbox: SandboxView | None, progress: Callable[[float], None] | None) -> SimResult:
-    w = _build(sc, clock, transport, settings, sandbox)
+async def _run(sc: Scenario, clock: Clock, wire: Wire, settings: Settings, sandbox: SandboxView | None,
+               progress: Callable[[float], None] | None) -> SimResult:
+    w = _build(sc, clock, wire, settings, sandbox)
     try:
         expected, cold_month = await _warm(w)
         w.start, w.end = clock.now(), clock.now() + sc.hours * 3600
@@ -421,8 +432,7 @@ def simulate(scenario: Scenario, *, settings: Settings | None = None, clock: Clo
         cfg = SandboxConfig.from_options(seed=scenario.seed, latency=scenario.latency, listeners=scenario.users_end,
                                          active_share=scenario.active_share)
         sandbox = Sandbox(cfg, vclock)
-        transport = sandbox.transport() if asgi else sandbox.direct_transport()
-        run = _run(scenario, vclock, transport, settings, local_view(sandbox), progress)
+        run = _run(scenario, vclock, sandbox.transport() if asgi else sandbox, settings, local_view(sandbox), progress)
         result = vclock.run(run) if isinstance(vclock, VirtualClock) else asyncio.run(run)
     else:
         ups = {n: dataclasses.replace(u, base_url=base_url, accounts_url=base_url if n == "spotify" else u.accounts_url)

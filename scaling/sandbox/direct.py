@@ -63,17 +63,23 @@ async def send_direct(sandbox: Sandbox, router: Router, request: httpx.Request, 
                       fallback: Callable[[httpx.Request], Awaitable[httpx.Response]]) -> httpx.Response:
     """Answer ``request`` from the handler it routes to, or through ``fallback`` (ASGI)."""
     url = request.url
-    path = url.path
-    found = router.match(request.method, path)
+    found = router.match(request.method, url.path)
     if found is None:
         return await fallback(request)
+    headers = [(k.lower(), v) for k, v in request.headers.raw]
+    return await serve_routed(sandbox, found, request.method, url.scheme, (url.host, url.port), url.path,
+                              url.raw_path.split(b"?")[0], url.query, headers, await request.aread(), client)
+
+
+async def serve_routed(sandbox: Sandbox, found: _Match, method: str, scheme: str, server: tuple[str, int | None],
+                       path: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+                       client: tuple[str, int]) -> httpx.Response:
+    """The routed endpoint's answer to one request given by its parts."""
     ep, params = found
-    body = await request.aread()
     # The scope ASGITransport would build, plus what Starlette's router adds.
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
-             "headers": [(k.lower(), v) for k, v in request.headers.raw], "scheme": url.scheme, "path": path,
-             "raw_path": url.raw_path.split(b"?")[0], "query_string": url.query, "server": (url.host, url.port),
-             "client": client, "root_path": "", "path_params": params}
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "headers": headers, "scheme": scheme, "path": path, "raw_path": raw_path,
+             "query_string": query, "server": server, "client": client, "root_path": "", "path_params": params}
     sent = False
 
     async def receive() -> dict[str, Any]:

@@ -175,3 +175,47 @@ def test_a_spotify_cooldown_during_the_art_step_ends_the_run_inside_its_deadline
     assert sandbox.stats().upstream("spotify").rate_limited >= 1  # the art step did meet the cooldown
     agg = json.loads(store.get(AGGREGATE_KEY, now=clock.now()) or b"{}")
     assert agg["version"] == 2 and len(agg["tracks"]) == 5
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"a string"', b'{"username": "amy", "surprise": 1}'])
+def test_a_corrupt_entry_is_refetched_not_trusted(clock: VirtualClock, raw: bytes) -> None:
+    """An entry that is not JSON, not an object, or not a listen's fields is polled again like a new user."""
+    store = MemoryStore()
+    store.set(ENTRY_KEY.format(username="amy"), raw, now=clock.now())
+    source = FlakySource(bad="nobody")
+    report = clock.run(run_prewarm(["amy"], source, store, clock))
+    assert source.calls == 1 and report.refreshed == 1 and report.failed == 0
+    fixed = Listen.from_json(store.get(ENTRY_KEY.format(username="amy"), now=clock.now()) or b"")
+    assert fixed.username == "amy" and fixed.track == "t"
+
+
+class _Art:
+    """Album art for albums "x" and "y"; records the id batches it was asked for."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def resolve(self, artist: str, album: str, *, budget_s: float) -> str | None:
+        return {"x": "id-x", "y": "id-y"}.get(album)
+
+    async def __call__(self, album_ids: list[str], budget_s: float) -> dict[str, str]:
+        self.batches.append(album_ids)
+        return {i: f"https://i.scdn.co/image/{i}" for i in album_ids}
+
+
+def test_the_art_step_gives_every_listener_of_an_album_its_art(clock: VirtualClock) -> None:
+    """Users who share an album get its id and its Spotify image from one lookup each; the stored
+    entries carry them."""
+    store = MemoryStore()
+    users = {"u1": "x", "u2": "x", "u3": "y", "u4": "z"}
+    for user, album in users.items():
+        entry = replace(listen(user, NOW - 30_000, fetched=clock.now()), album=album)
+        store.set(ENTRY_KEY.format(username=user), entry.to_json(), now=clock.now())
+    art = _Art()
+    config = PrewarmConfig(max_calls=0)
+    clock.run(run_prewarm(list(users), FlakySource(bad="nobody"), store, clock, config=config, album_art=art))
+    assert art.batches == [["id-x", "id-y"]]
+    stored = {u: Listen.from_json(store.get(ENTRY_KEY.format(username=u), now=clock.now()) or b"") for u in users}
+    assert {u: (e.album_id, e.image) for u, e in stored.items()} == {
+        "u1": ("id-x", "https://i.scdn.co/image/id-x"), "u2": ("id-x", "https://i.scdn.co/image/id-x"),
+        "u3": ("id-y", "https://i.scdn.co/image/id-y"), "u4": (None, None)}

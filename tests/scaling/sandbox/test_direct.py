@@ -1,4 +1,4 @@
-"""The direct transport answers exactly as the ASGI one, without the ASGI plumbing."""
+"""The direct transport and the direct client answer exactly as the ASGI app, without its plumbing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from scaling.clock import VirtualClock
+from scaling.fetch import Sender
 from scaling.sandbox import Faults, Sandbox, SandboxConfig
+from scaling.sandbox.direct_client import DirectClient
 
 from .conftest import OPENAI, lastfm_params
 
@@ -20,46 +22,53 @@ def _config() -> SandboxConfig:
     return cfg
 
 
-async def _session(http: httpx.AsyncClient) -> list[httpx.Response]:
-    out = [await http.post("/api/token", auth=("app-one", "s3cret"), data={"grant_type": "client_credentials"})]
+async def _session(http: Sender) -> list[httpx.Response]:
+    # Only ``request`` with the keyword arguments the upstream clients pass: all a `Sender` has.
+    send = http.request
+    out = [await send("POST", "/api/token", auth=("app-one", "s3cret"), data={"grant_type": "client_credentials"})]
     auth = {"Authorization": f"Bearer {out[0].json()['access_token']}"} if out[0].status_code == 200 else {}
     for i in range(1, 8):
-        out.append(await http.get("/2.0/", params=lastfm_params(f"listener{i:04d}", limit=2)))
+        out.append(await send("GET", "/2.0/", params=lastfm_params(f"listener{i:04d}", limit=2)))
     out += [
-        await http.get("/2.0", params=lastfm_params("listener0003", method="user.getinfo")),
-        await http.get("/2.0/", params=lastfm_params("nobody")),
-        await http.get("/2.0/", params={"method": "user.getinfo", "user": "listener0001", "api_key": "k"}),
-        await http.get("/v1/albums/4aawyAB9vmqN3uQ7FjRGTy", headers=auth),
-        await http.get("/v1/albums/unknown1", headers=auth),
-        await http.get("/v1/albums", params={"ids": "4aawyAB9vmqN3uQ7FjRGTy,unknown2"}, headers=auth),
-        await http.get("/v1/search", params={"q": 'album:"velvet"', "type": "album,artist", "limit": 3}, headers=auth),
-        await http.post("/v1/chat/completions", headers=OPENAI,
-                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}),
-        await http.post("/chat/completions", json={"model": "sonar", "messages": []}),
-        await http.get("/v1-alpha.1/links", params={"url": "https://open.spotify.com/album/4aawyAB9vmqN3uQ7FjRGTy"}),
-        await http.get("/v1/nothing-here"),
-        await http.delete("/v1/search"),
-        await http.get("/_sandbox/health"),
+        await send("GET", "/2.0", params=lastfm_params("listener0003", method="user.getinfo")),
+        await send("GET", "/2.0/", params=lastfm_params("nobody")),
+        await send("GET", "/2.0/", params={"method": "user.getinfo", "user": "listener0001", "api_key": "k"}),
+        await send("GET", "/v1/albums/4aawyAB9vmqN3uQ7FjRGTy", headers=auth),
+        await send("GET", "/v1/albums/unknown1", headers=auth),
+        await send("GET", "/v1/albums", params={"ids": "4aawyAB9vmqN3uQ7FjRGTy,unknown2"}, headers=auth),
+        await send("GET", "/v1/search", params={"q": 'album:"velvet" & ünï', "type": "album,artist", "limit": 3,
+                                                "include_external": True}, headers=auth),
+        await send("POST", "/v1/chat/completions", headers=OPENAI,
+                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi, ünïcode"}]}),
+        await send("POST", "/chat/completions", json={"model": "sonar", "messages": []}),
+        await send("GET", "/v1-alpha.1/links", params={"url": "https://open.spotify.com/album/4aawyAB9vmqN3uQ7FjRGTy"}),
+        await send("GET", "/v1/nothing-here"),
+        await send("DELETE", "/v1/search"),
+        await send("GET", "/_sandbox/health"),
     ]
     return out
 
 
-def _run(direct: bool) -> tuple[list[httpx.Response], dict[str, object]]:
+def _run(how: str) -> tuple[list[httpx.Response], dict[str, object]]:
     clock = VirtualClock()
     sandbox = Sandbox(_config(), clock)
-    transport = sandbox.direct_transport() if direct else sandbox.transport()
 
     async def main() -> list[httpx.Response]:
+        if how == "client":
+            return await _session(DirectClient(sandbox, "http://sandbox"))
+        transport = sandbox.direct_transport() if how == "transport" else sandbox.transport()
         async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
             return await _session(http)
 
     return clock.run(main()), sandbox.stats().to_dict()
 
 
-def test_direct_transport_answers_and_counts_exactly_as_asgi() -> None:
-    """Same requests under the same seed and faults: same statuses, headers, bodies and stats."""
-    via_asgi, asgi_stats = _run(direct=False)
-    via_direct, direct_stats = _run(direct=True)
+@pytest.mark.parametrize("how", ["transport", "client"])
+def test_direct_paths_answer_and_count_exactly_as_asgi(how: str) -> None:
+    """Same requests under the same seed and faults: same statuses, headers, bodies and stats,
+    whether through `DirectTransport` under httpx or the simulator's `DirectClient`."""
+    via_asgi, asgi_stats = _run("asgi")
+    via_direct, direct_stats = _run(how)
     assert [r.status_code for r in via_direct] == [r.status_code for r in via_asgi]
     assert {r.status_code for r in via_asgi} >= {200, 404, 405}
     for a, d in zip(via_asgi, via_direct):

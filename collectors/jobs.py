@@ -17,8 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -370,18 +373,31 @@ def capacity_job(ctx: JobContext, *, settings: Settings, metrics_engine: Engine,
     (`scaling.capacity.calibration`, the week before now); each trial checks the run's
     deadline first, so an overrunning search ends between trials.
 
+    The trials run in a child process: a search is minutes of pure-Python CPU, and in
+    this process it would hold the GIL against the prewarm's event loop, whose
+    rate-limited Last.fm sends then leave late and in bursts (seen at collectors start:
+    4 sends within 8 ms after a 1 s stall, and Last.fm's 429s).
+
     Args:
-        simulator: runs one scenario (default: `scaling.capacity.simulate.simulate`).
+        simulator: runs one scenario, in this process (default: `scaling.capacity.simulate.simulate`
+            with ``settings``, in a child process).
     """
     from scaling.capacity.calibration import calibrate
     from scaling.capacity.capacity_results import search_capacity, write_capacity
-    from scaling.capacity.simulate import Scenario
+    from scaling.capacity.simulate import Scenario, SimResult, simulate
 
     base = Scenario(users=1, hours=trial_hours, design=design, time_model=time_model)
     calibration = calibrate(metrics_engine, now=ctx.clock.now(), defaults=base)
     ctx.check()
-    search = search_capacity(base, settings=settings, calibration=calibration, ceiling=ceiling, check=ctx.check,
-                             simulator=simulator)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def in_child(sc: Scenario) -> SimResult:
+            return pool.submit(simulate, sc, settings=settings).result()
+
+        try:
+            search = search_capacity(base, settings=settings, calibration=calibration, ceiling=ceiling,
+                                     check=ctx.check, simulator=simulator or in_child)
+        except BrokenProcessPool as exc:
+            raise JobFailed(f"the capacity search's child process died: {exc}") from None
     record = search.record(computed_at=ctx.clock.now(), source=DEFAULT_SOURCE)
     write_capacity(metrics_engine, record)
     return {"design": record.design, "time_model": record.time_model, "active_share": record.active_share,

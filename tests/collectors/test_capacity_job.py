@@ -70,3 +70,28 @@ def test_capacity_job_stops_between_trials_at_its_deadline(engine: Engine, write
                   timing=SlotTiming(deadline_s=1800))
     assert out.outcome == "timed_out"
     assert latest_capacity(engine) is None
+
+
+def test_capacity_job_runs_its_trials_in_a_child_process(engine: Engine, writer: MetricsWriter, store: StateStore,
+                                                         clock: VirtualClock, tmp_path: Path) -> None:
+    """With the real simulator the trials run in a spawned child (not on the collectors' GIL), and the
+    answer is the one the same search gives in this process."""
+    settings = Settings.defaults(data_dir=tmp_path)
+    fn = functools.partial(jobs.capacity_job, settings=settings, metrics_engine=engine, design="upstream",
+                           time_model="plan", trial_hours=0.1, ceiling=400)
+    out = run_job("capacity", clock.now(), fn, place=RunPlace(writer, clock, lease_store=store),
+                  timing=SlotTiming(deadline_s=1800))
+    assert out.outcome == "ok", out.error
+    rec = latest_capacity(engine)
+    assert rec is not None
+    here = functools.partial(jobs.capacity_job, settings=settings, metrics_engine=engine, design="upstream",
+                             time_model="plan", trial_hours=0.1, ceiling=400,
+                             simulator=functools.partial(simulate, settings=settings))
+    again = run_job("capacity", clock.now() + 1, here, place=RunPlace(writer, clock, lease_store=store),
+                    timing=SlotTiming(deadline_s=1800))
+    assert again.outcome == "ok", again.error
+    with engine.connect() as conn:
+        rows = conn.execute(select(m.CAPACITY_RESULTS.c.users_carried, m.CAPACITY_RESULTS.c.first_break_limit)
+                            .order_by(m.CAPACITY_RESULTS.c.id)).all()
+    assert [tuple(r) for r in rows] == [(rec.users_carried, rec.first_break_limit)] * 2
+    assert rec.first_break_limit is not None and rec.users_carried < 400

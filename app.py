@@ -10,6 +10,8 @@ password gate.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from dashboard import auth, controls, data
@@ -47,3 +49,7 @@ pages = st.navigation({
 # Outside any guard: an unmigrated DB is explained once, by the page, and the sidebar stays.
 controls.sidebar(svc, data.sources(svc))
 pages.run()
+# Drawn last on every page: when its figures were read. The browser test waits for this
+# element, so it never judges (or photographs) a page that is still drawing.
+with st.container(key="page-end"):
+    st.caption(f"Figures read from the metrics DB at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC.")

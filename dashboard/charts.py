@@ -26,6 +26,7 @@ KIND_COLORS = {"warning": "#e8a33d", "limit": "#d62728", "budget": "#7b4ea3", "t
 #: Job outcomes keep their meaning in every chart: ok green, failed and timed out red (dark red), skipped grey.
 OUTCOME_COLORS = {"ok": "#59a14f", "failed": "#d62728", "timed_out": "#8b0000", "skipped": "#9d9d9d",
                   "running": "#4c78a8"}
+_SPARSE_POINTS = 2  # a line series with this few samples also gets dots
 _HEADROOM = 1.1  # the domain's top sits 10% above the highest value or threshold
 _UTC_TIP = alt.Tooltip("utcyearmonthdatehoursminutes(ts):T", title="UTC")
 
@@ -229,6 +230,15 @@ def time_chart(df: pd.DataFrame, y: str, *, title: str, y_title: str, series: st
         main = base.mark_line(strokeWidth=1.6, interpolate="monotone").encode(x=x, y=y_enc, color=color,
                                                                              tooltip=tips)
     layers.append(main.properties(name="data"))
+    if mark == "line" and len(data):
+        # A line through one or two samples is invisible or a dash (a source that just started,
+        # a limiter sampled once): draw those series' samples as dots.
+        counts = data.groupby(series)[y].transform("size") if series else pd.Series(len(data), index=data.index)
+        data["_sparse"] = counts <= _SPARSE_POINTS
+        if data["_sparse"].any():
+            layers.append(alt.Chart(data).mark_point(filled=True, size=45, opacity=0.9)
+                          .encode(x=x, y=y_enc, color=color, tooltip=tips)
+                          .transform_filter("datum._sparse").properties(name="sparse"))
     if ahead is not None:
         layers.extend(_forecast_layers(ahead, x, scale, y_title, y_format))
     for marker in markers:

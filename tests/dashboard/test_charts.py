@@ -116,3 +116,15 @@ def test_a_forecast_is_a_typed_band_and_line_only_when_it_has_rows() -> None:
         names = [part.get("name") for part in alt.LayerChart.to_dict(
             time_chart(frame([1.0, 2.0]), "v", title="t", y_title="u", forecast=nothing))["layer"]]
         assert "forecast" not in names and "forecast band" not in names
+
+
+def test_a_series_with_one_or_two_samples_is_drawn_as_dots_and_a_dense_one_is_not() -> None:
+    """A line through a single sample draws nothing: such series get a dot layer, dense series only the line."""
+    df = frame([0.2, 0.3, 0.4, 0.5, 0.9], ["dense"] * 4 + ["new"])
+    spec = time_chart(df, "v", title="t", y_title="share", series="s").to_dict()
+    dots = layer(spec, "sparse")
+    assert dots["mark"]["type"] == "point" and dots["transform"] == [{"filter": "datum._sparse"}]
+    rows = spec["datasets"][(dots.get("data") or spec["data"])["name"]]
+    assert sorted(r["s"] for r in rows if r["_sparse"]) == ["new"]
+    dense = time_chart(frame([0.2, 0.3, 0.4]), "v", title="t", y_title="share").to_dict()
+    assert not [p for p in dense["layer"] if p.get("name") == "sparse"]

@@ -32,7 +32,7 @@ def sandbox() -> Iterator[str]:
     """The sandbox on a free loopback port, stopped afterwards."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "scaling", "sandbox", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -41,6 +41,8 @@ def sandbox() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_a_verbose_prewarm_never_prints_the_lastfm_key(sandbox: str, tmp_path: Path) -> None:

@@ -103,6 +103,7 @@ def test_virtual_time_agrees_with_real_time_within_20_percent() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        proc.stdout.close()
     virtual = simulate(scenario)
     assert real_wall < 40 + 15  # the real-time run ends at its end (plus in-flight pages), not minutes later
     assert real.cron["runs"] == virtual.cron["runs"] == 3

@@ -38,6 +38,7 @@ def sandbox_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        proc.stdout.close()
 
 
 def loadtest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -141,4 +141,6 @@ def test_a_10_mb_multi_row_insert_loads_in_bounded_memory(tmp_path: Path) -> Non
     run = run_cli("ingest", "d1-export", str(dump), "--db", f"sqlite:///{tmp_path}/app.db", "--json")
     assert run.code == 0, run.err
     assert run.json()["rows_loaded"] == 100_000 and "Traceback" not in run.err
+    print(f"\n[hostile] {__name__.rsplit('.', 1)[-1]}: peak RSS {run.peak_mib:.0f} MiB, "
+          f"{run.growth_mib:.0f} MiB over the CLI's own startup peak")
     assert run.growth_mib < 120, f"peak RSS grew by {run.growth_mib:.0f} MiB"

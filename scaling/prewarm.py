@@ -33,7 +33,8 @@ from scaling.clock import Clock
 from scaling.errors import RateLimited, ScalingError
 from scaling.store import StateStore
 
-__all__ = ["AlbumArt", "Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "run_prewarm"]
+__all__ = ["AlbumArt", "Listen", "ListenSource", "PrewarmConfig", "PrewarmReport", "aggregate", "refresh_after",
+           "run_prewarm"]
 
 log = logging.getLogger("headroom.prewarm")
 metrics_log = logging.getLogger("headroom.metrics")
@@ -123,6 +124,10 @@ class PrewarmConfig:
         safety_s: stop starting calls this long before the deadline.
         top_n: entries in the home page's aggregate.
         max_calls: an upper bound on Last.fm calls per run (None: the limiter and deadline decide).
+        refresh_after_s: an inactive user whose entry is younger than this is left for a later
+            run (None: every user, stalest first). Without it a run with time to spare
+            re-polls users it refreshed minutes ago: Last.fm calls, KV writes and CPU the
+            platform bills, for entries that were already fresh (`refresh_after`).
     """
 
     deadline_s: float = 30.0
@@ -132,6 +137,7 @@ class PrewarmConfig:
     safety_s: float = 0.5
     top_n: int = 5
     max_calls: int | None = None
+    refresh_after_s: float | None = None
 
 
 @dataclass
@@ -183,14 +189,22 @@ def _load(store: StateStore, username: str, now: float) -> Listen | None:
         return None  # a corrupt entry is refetched rather than trusted
 
 
-def plan(entries: dict[str, Listen | None], *, now: float, active_window_s: float) -> tuple[list[str], int]:
+def refresh_after(max_staleness_s: float, interval_s: float) -> float:
+    """How old an inactive user's entry may get before a run polls it: two runs short of the
+    staleness target, so one missed or overfull run still leaves it inside the target."""
+    return max(interval_s, max_staleness_s - 2 * interval_s)
+
+
+def plan(entries: dict[str, Listen | None], *, now: float, active_window_s: float,
+         refresh_after_s: float | None = None) -> tuple[list[str], int]:
     """Order users for this run: active and new first (most recent first), then the
-    rest stalest first. Returns the order and how many of it are active."""
+    rest stalest first, leaving out inactive users fetched less than ``refresh_after_s``
+    ago. Returns the order and how many of it are active."""
     active, inactive = [], []
     for user, entry in entries.items():
         if entry is None or entry.now_playing or (entry.played_at or 0) >= now - active_window_s:
             active.append((-(entry.played_at or now) if entry else -now, user))
-        else:
+        elif refresh_after_s is None or now - entry.fetched_at >= refresh_after_s:
             inactive.append((entry.fetched_at, user))
     active.sort()
     inactive.sort()
@@ -253,7 +267,8 @@ def _plan_phase(run: _Run, usernames: Sequence[str]) -> tuple[list[str], int]:
     """Load every user's entry and order the users (`plan`); returns the order and how many are active."""
     t0 = run.clock.now()
     run.entries = {u: _load(run.store, u, t0) for u in dict.fromkeys(usernames)}
-    order, n_active = plan(run.entries, now=t0, active_window_s=run.config.active_window_s)
+    order, n_active = plan(run.entries, now=t0, active_window_s=run.config.active_window_s,
+                           refresh_after_s=run.config.refresh_after_s)
     run.report.users_active = n_active
     if run.config.max_calls is not None:
         order = order[: run.config.max_calls]

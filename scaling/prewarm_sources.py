@@ -14,13 +14,14 @@ from scaling.appdb.engine import make_engine, translate_errors
 from scaling.appdb.models import User
 from scaling.clock import Clock
 from scaling.errors import PermanentError
-from scaling.prewarm import Listen, PrewarmConfig, PrewarmReport, run_prewarm
+from scaling.prewarm import Listen, PrewarmConfig, PrewarmReport, refresh_after, run_prewarm
 from scaling.services import Services
 from scaling.settings import Settings
 from scaling.store import StateStore
 from scaling.upstreams.models import Album, RecentTracks, SearchPage
 
-__all__ = ["AlbumCatalog", "LastfmListens", "RecentTracksApi", "SpotifyArt", "load_usernames", "prewarm_job"]
+__all__ = ["AlbumCatalog", "LastfmListens", "RecentTracksApi", "SpotifyArt", "load_usernames", "prewarm_config",
+           "prewarm_job"]
 
 log = logging.getLogger("headroom.prewarm")
 
@@ -110,8 +111,7 @@ async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, se
     engine = app_engine or make_engine(settings.app_db_url)
     try:
         usernames = load_usernames(engine)
-        cfg = config or PrewarmConfig(deadline_s=settings.cron_deadline_s, interval_s=settings.prewarm_interval_s,
-                                      active_window_s=settings.prewarm_active_window_s)
+        cfg = config or prewarm_config(settings, deadline_s=settings.cron_deadline_s)
 
         def counts() -> dict[str, int]:
             out = {}
@@ -128,3 +128,11 @@ async def prewarm_job(settings: Settings, *, clock: Clock, store: StateStore, se
             engine.dispose()
         if own:
             await svc.aclose()
+
+
+def prewarm_config(settings: Settings, *, deadline_s: float) -> PrewarmConfig:
+    """The prewarm's knobs from settings: its interval, active window and when an inactive
+    user is due (`refresh_after` of the staleness target)."""
+    return PrewarmConfig(deadline_s=deadline_s, interval_s=settings.prewarm_interval_s,
+                         active_window_s=settings.prewarm_active_window_s,
+                         refresh_after_s=refresh_after(settings.prewarm_max_staleness_s, settings.prewarm_interval_s))

@@ -14,6 +14,7 @@ so the simulator can hold it to the platform's per-invocation limits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,6 +32,7 @@ from scaling.prewarm import (
     ListenSource,
     PrewarmConfig,
     PrewarmReport,
+    refresh_after,
     run_prewarm,
 )
 from scaling.store import StateStore
@@ -99,12 +101,14 @@ class Cron:
     Assumptions: one invocation per tick; it reads the user list with one D1 query
     and every entry with bulk KV gets; its deadline is the invocation's wall limit,
     but never past the next tick (minus 10 s), so runs of one cron never overlap;
-    Last.fm calls go 3 at a time, paced by the shared limiter; album art beside them.
+    Last.fm calls go 3 at a time, paced by the shared limiter; album art beside them;
+    an inactive user is polled once their entry is two runs short of the staleness target.
     """
 
     name: str = "cron5m"
     interval_s: float = 300.0
     label: str = "prewarm on a 5-minute cron"
+    staleness_target_s: float = 4500.0  # inactive users are polled only when due (`refresh_after`)
 
     async def run(self, ctx: DesignRun) -> None:
         deadline = min(ctx.deadline_s or ctx.limits.wall_s, self.interval_s - _GAP_S)
@@ -114,7 +118,8 @@ class Cron:
             with ctx.meter.invocation("cron", ctx.clock) as inv:
                 inv.d1_queries += 1
                 inv.users = len(users)
-                cfg = PrewarmConfig(deadline_s=deadline, interval_s=self.interval_s)
+                cfg = PrewarmConfig(deadline_s=deadline, interval_s=self.interval_s,
+                                    refresh_after_s=refresh_after(self.staleness_target_s, self.interval_s))
                 ctx.reports.append(await run_prewarm(users, ctx.source, ctx.store, ctx.clock, config=cfg,
                                                      album_art=ctx.art))
 
@@ -256,6 +261,6 @@ def design_named(name: str, *, staleness_target_s: float | None = None) -> Desig
     if key not in DESIGNS:
         raise ValueError(f"design must be one of {', '.join(['headroom', *DESIGNS])}, got {name!r}")
     design = DESIGNS[key]
-    if isinstance(design, Queues) and staleness_target_s is not None:
-        return Queues(staleness_target_s=staleness_target_s)
+    if isinstance(design, (Queues, Cron)) and staleness_target_s is not None:
+        return dataclasses.replace(design, staleness_target_s=staleness_target_s)
     return design

@@ -174,7 +174,7 @@ class _World:
 def _design(sc: Scenario, settings: Settings) -> Design:
     design = design_named(sc.design, staleness_target_s=settings.prewarm_max_staleness_s)
     if sc.cron_interval_s is not None and isinstance(design, Cron):
-        return Cron(design.name, sc.cron_interval_s, design.label)
+        return dataclasses.replace(design, interval_s=sc.cron_interval_s)
     return design
 
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from scaling.appdb.engine import make_engine
 from scaling.appdb.migrate import not_at_head
 from scaling.commands._output import print_json
-from scaling.prewarm import PrewarmConfig, PrewarmReport
-from scaling.prewarm_sources import prewarm_job
+from scaling.prewarm import PrewarmReport
+from scaling.prewarm_sources import prewarm_config, prewarm_job
 from scaling.services import Services
 from scaling.settings import Settings
 
@@ -70,8 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot reach lastfm at {lastfm} ({reason})", file=sys.stderr)
         return 3
     deadline = args.deadline or settings.cron_deadline_s
-    config = PrewarmConfig(deadline_s=deadline, interval_s=settings.prewarm_interval_s,
-                           active_window_s=settings.prewarm_active_window_s)
+    config = prewarm_config(settings, deadline_s=deadline)
 
     async def main() -> PrewarmReport:
         services = Services.from_settings(settings)

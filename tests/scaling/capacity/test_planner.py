@@ -33,16 +33,16 @@ def test_documented_limits_follow_the_cron_interval_and_the_operators_budget() -
 
 
 def test_a_run_breaks_on_cpu_while_wall_time_is_fine() -> None:
-    """With a CPU-hungry fetch (1 s each), runs exceed 30 s of CPU though they end well inside 15 min of wall."""
-    r = simulate(Scenario(users=60, hours=0.25, time_model="documented", cpu=CpuModel(per_fetch_ms=1000.0)))
+    """With a CPU-hungry fetch (10 s each), runs exceed 30 s of CPU though they end well inside 15 min of wall."""
+    r = simulate(Scenario(users=60, hours=0.25, time_model="documented", cpu=CpuModel(per_fetch_ms=10_000.0)))
     assert r.invocations["cpu_s_over"] > 0 and r.invocations["wall_s_over"] == 0
     assert r.first_break is not None and r.first_break.limit == "CPU time per invocation"
 
 
 def test_a_run_breaks_on_wall_time_while_cpu_is_fine() -> None:
     """An operator's 20 s wall budget and a run that takes 60 s: wall breaks, CPU stays far below 30 s."""
-    r = simulate(Scenario(users=400, hours=0.25, time_model="documented", deadline_s=60.0),
-                 settings=_settings(cron_deadline_s=20.0))
+    r = simulate(Scenario(users=400, hours=0.25, time_model="documented", deadline_s=60.0, steady_state=False),
+                 settings=_settings(cron_deadline_s=20.0))  # a cold start: every user is due
     assert r.invocations["wall_s_over"] > 0 and r.invocations["cpu_s_over"] == 0
     assert r.invocations["cpu_s_max"] < 1.0
     assert r.first_break is not None and r.first_break.limit == "wall time per invocation"

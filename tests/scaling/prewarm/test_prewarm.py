@@ -18,6 +18,7 @@ from scaling.prewarm import (
     PrewarmReport,
     aggregate,
     plan,
+    refresh_after,
     run_prewarm,
 )
 from scaling.prewarm_sources import LastfmListens, SpotifyArt
@@ -219,3 +220,32 @@ def test_the_art_step_gives_every_listener_of_an_album_its_art(clock: VirtualClo
     assert {u: (e.album_id, e.image) for u, e in stored.items()} == {
         "u1": ("id-x", "https://i.scdn.co/image/id-x"), "u2": ("id-x", "https://i.scdn.co/image/id-x"),
         "u3": ("id-y", "https://i.scdn.co/image/id-y"), "u4": (None, None)}
+
+
+def test_plan_leaves_inactive_users_that_are_not_due_for_a_later_run() -> None:
+    """With refresh_after_s, an inactive user fetched more recently than that is not polled; active and new
+    users always are. Due means two runs short of the staleness target (75 min, 5-minute runs: 65 min)."""
+    due = refresh_after(4500.0, 300.0)
+    assert due == 3900.0 and refresh_after(600.0, 300.0) == 300.0
+    entries = {
+        "fresh": listen("fresh", NOW - 10 * 3600, fetched=NOW - 600),
+        "due": listen("due", NOW - 10 * 3600, fetched=NOW - due),
+        "stale": listen("stale", NOW - 10 * 3600, fetched=NOW - 5000),
+        "active": listen("active", NOW - 600, fetched=NOW - 60),
+        "new": None,
+    }
+    order, n_active = plan(entries, now=NOW, active_window_s=7200, refresh_after_s=due)
+    assert (order, n_active) == (["new", "active", "stale", "due"], 2)
+    assert plan(entries, now=NOW, active_window_s=7200)[0][-1] == "fresh"  # without it: everyone
+
+
+def test_a_run_with_time_to_spare_polls_only_the_users_that_are_due(clock: VirtualClock) -> None:
+    """Inactive users refreshed minutes ago are not polled again (no call, no write); they are not 'skipped'."""
+    store = MemoryStore()
+    for user, age in (("recent", 300.0), ("old", 5000.0)):
+        entry = listen(user, NOW - 30_000, fetched=clock.now() - age)
+        store.set(ENTRY_KEY.format(username=user), entry.to_json(), now=clock.now())
+    source = FlakySource(bad="nobody")
+    config = PrewarmConfig(refresh_after_s=refresh_after(4500.0, 300.0))
+    report = clock.run(run_prewarm(["recent", "old"], source, store, clock, config=config))
+    assert source.calls == 1 and report.refreshed == 1 and report.skipped == 0

@@ -82,10 +82,12 @@ class Listen:
 _LISTEN_FIELDS = tuple(Listen.__dataclass_fields__)
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=1 << 15)
 def _decode_listen(raw: bytes) -> Listen:
-    # Every run reads every user's entry and most have not changed since the last run:
-    # equal bytes decode to an equal frozen value, so one decode serves them all.
+    # Every run (and the simulator's freshness probe) reads every user's entry and most have
+    # not changed since the last read: equal bytes decode to an equal frozen value, so one
+    # decode serves them all. The size holds the capacity search's 20,000-user ceiling plus
+    # a run's changes; past it a full scan evicts as it goes and every read decodes again.
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise TypeError(f"a cached listen is a JSON object, not {type(data).__name__}")

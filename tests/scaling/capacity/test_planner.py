@@ -15,7 +15,7 @@ from scaling.capacity.metering import Meter, MeteredStore
 from scaling.capacity.platform_limits import TimeModel, cron_cpu_limit_s, limits_for
 from scaling.capacity.simulate import Scenario, simulate
 from scaling.capacity.steady_state import hit_probability
-from scaling.prewarm import ENTRY_KEY, Listen
+from scaling.prewarm import ENTRY_KEY, Listen, _decode_listen
 from scaling.settings import Settings
 
 
@@ -119,7 +119,7 @@ def test_freshness_probe_sees_a_refreshed_entry_and_agrees_with_decoding_every_t
     put("a", 900.0, 850.0)  # refreshed between probes
     for now in (1200.0, 1500.0):
         probe_memo.probe(now, users)
-        probe_fresh._seen.clear()
+        _decode_listen.cache_clear()
         probe_fresh.probe(now, users)
     assert probe_memo.probes[1:] == probe_fresh.probes
     assert probe_memo.probes[1] == (1200.0, 300.0, 0, 1200.0, 0)  # a's new age, not the first probe's 600 s

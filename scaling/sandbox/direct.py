@@ -63,11 +63,12 @@ async def send_direct(sandbox: Sandbox, router: Router, request: httpx.Request, 
                       fallback: Callable[[httpx.Request], Awaitable[httpx.Response]]) -> httpx.Response:
     """Answer ``request`` from the handler it routes to, or through ``fallback`` (ASGI)."""
     url = request.url
-    found = router.match(request.method, url.path)
+    path = url.path
+    found = router.match(request.method, path)
     if found is None:
         return await fallback(request)
     headers = [(k.lower(), v) for k, v in request.headers.raw]
-    return await serve_routed(sandbox, found, request.method, url.scheme, (url.host, url.port), url.path,
+    return await serve_routed(sandbox, found, request.method, url.scheme, (url.host, url.port), path,
                               url.raw_path.split(b"?")[0], url.query, headers, await request.aread(), client)
 
 

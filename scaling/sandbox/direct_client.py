@@ -63,10 +63,10 @@ class DirectClient:
         if self._on_send is not None:
             self._on_send()
         path, _, query = url.partition("?")
-        found = None if "://" in url else self._sandbox.router.match(method, self._prefix + path)
+        path = self._prefix + path
+        found = None if "://" in url else self._sandbox.router.match(method, path)
         if found is None:
             return await self._via_httpx(method, url, params, headers, json, data, auth)
-        path = self._prefix + path
         if params:
             query = f"{query}&{_encode(params)}" if query else _encode(params)
         raw = [(b"host", self._host), (b"accept", b"*/*"), (b"accept-encoding", b"gzip, deflate"),

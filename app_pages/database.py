@@ -87,18 +87,27 @@ def body(at: float, window: Window) -> None:
     # On a 0–10 GB axis a 40 MB database is a flat line at zero: the axis follows the data, and the
     # limit is drawn only once the data comes within reach of its warning; otherwise the title names it.
     near = size >= limit * WARNING_SHARE / 2
-    left.altair_chart(time_chart(
-        whole_growth, "mb", title=f"Database size ({fmt.percent(size / limit, 2)} of the {fmt.bytes_(limit)} limit)",
-        y_title="MB", series="series", y_format=",.1f", height=320, legend_columns=3,
-        thresholds=[Threshold(limit * WARNING_SHARE / MB, f"{fmt.bytes_(limit * WARNING_SHARE)} warning", "warning"),
-                    Threshold(limit / MB, f"{fmt.bytes_(limit)} limit", "limit")] if near else [],
-        forecast=_size_ahead(window, at, sorted(set(whole_growth["source"])) if len(whole_growth) else [])),
-        width="stretch")
+    if whole_growth.empty:
+        # Hourly samples (demo, a gauge thinned to hourly) can miss a 1-hour window: say so rather
+        # than draw an empty frame.
+        left.caption("Database size: no sample in this range; the cards above show the newest.")
+    else:
+        warn = limit * WARNING_SHARE
+        left.altair_chart(time_chart(
+            whole_growth, "mb",
+            title=f"Database size ({fmt.percent(size / limit, 2)} of the {fmt.bytes_(limit)} limit)",
+            y_title="MB", series="series", y_format=",.1f", height=320, legend_columns=3,
+            thresholds=[Threshold(warn / MB, f"{fmt.bytes_(warn)} warning", "warning"),
+                        Threshold(limit / MB, f"{fmt.bytes_(limit)} limit", "limit")] if near else [],
+            forecast=_size_ahead(window, at, sorted(set(whole_growth["source"])))), width="stretch")
     per_table = growth[growth.table_name != "*"].copy()
-    per_table["series"] = series_label(per_table, ["table_name"])
-    per_table = coarsen(per_table, ["series", "table_name", "source"], {"rows": "max", "bytes": "max"})
-    right.altair_chart(time_chart(per_table, "rows", title="Rows per table", y_title="rows", series="series",
-                                  y_format="~s", height=320, legend_columns=3), width="stretch")
+    if per_table.empty:
+        right.caption("Rows per table: no sample in this range.")
+    else:
+        per_table["series"] = series_label(per_table, ["table_name"])
+        per_table = coarsen(per_table, ["series", "table_name", "source"], {"rows": "max", "bytes": "max"})
+        right.altair_chart(time_chart(per_table, "rows", title="Rows per table", y_title="rows", series="series",
+                                      y_format="~s", height=320, legend_columns=3), width="stretch")
     if crossing.note:
         st.caption(crossing.note)
 

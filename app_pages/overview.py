@@ -49,10 +49,14 @@ def _users(window: Window, at: float, readiness: Any) -> None:
     long["series"] = series_label(long.assign(users=long["users"].str.replace("_", " ")), ["users"])
     long.attrs = series.attrs
     long = coarsen(long, ["series", "users", "source"], {"count": "max"})
-    ahead = _users_ahead(window, at, sorted(set(series["source"])) if len(series) else [])
-    st.altair_chart(time_chart(long, "count", title="Users over time, with the plan's scaling triggers",
-                               y_title="users", series="series", thresholds=lines, height=320, forecast=ahead),
-                    width="stretch")
+    if series.empty:
+        # User counts are sampled hourly or slower: a 1-hour window can hold none.
+        st.caption("Users over time: no user-count sample in this range; the cards above show the newest.")
+    else:
+        ahead = _users_ahead(window, at, sorted(set(series["source"])))
+        st.altair_chart(time_chart(long, "count", title="Users over time, with the plan's scaling triggers",
+                                   y_title="users", series="series", thresholds=lines, height=320, forecast=ahead),
+                        width="stretch")
     if readiness is not None and readiness.users_trend:
         st.caption(f"Trend: {readiness.users_trend}.")
 

@@ -223,3 +223,29 @@ def test_users_database_and_spend_charts_draw_their_forecast_with_a_band(rendere
     # Users: the trend starts at today's 120 and rises.
     first, last = _forecast(users).sort_values("ts").iloc[[0, -1]]["forecast"]
     assert first == pytest.approx(120, rel=0.1) and last > first
+
+
+def test_database_says_when_a_range_holds_no_size_sample(open_page: Callable[..., AppTest], demo_url: str) -> None:
+    """An hour after the newest hourly sample, "Last hour" holds none: the page says so in place of the size
+    and rows charts (it drew two empty frames), and the cards still show the newest figures."""
+    at = open_page("database", demo_url, now=NOW + 3660)
+    at.selectbox(key="range_preset").select("Last hour").run()
+    assert not at.exception
+    shown = texts(at)
+    assert "Database size: no sample in this range; the cards above show the newest." in shown
+    assert "Rows per table: no sample in this range." in shown
+    assert [c["title"] for c in charts(at)] == ["Size per table now"]
+    engine = open_metrics_db(demo_url)
+    whole = q.latest_db_stats(engine).query("table_name == '*'").iloc[0]
+    assert metric(at, "Database size") == fmt.bytes_(whole.bytes)
+
+
+def test_overview_says_when_a_range_holds_no_user_count(open_page: Callable[..., AppTest], demo_url: str) -> None:
+    """An hour after the newest hourly user count, "Last hour" holds none: a caption replaces the users chart
+    (an empty frame before), and the user cards still show the newest counts."""
+    at = open_page("overview", demo_url, now=NOW + 3660)
+    at.selectbox(key="range_preset").select("Last hour").run()
+    assert not at.exception
+    assert "Users over time: no user-count sample in this range; the cards above show the newest." in texts(at)
+    assert not [c for c in charts(at) if c["title"].startswith("Users over time")]
+    assert metric(at, "Users") == "120"
